@@ -1,0 +1,243 @@
+"""Model configuration: frozen dataclasses are the schema, and :func:`from_dict` validates plain data.
+
+Glossary (one name per concept): ``sample_rate`` (Hz), ``hop_length`` (samples per frame),
+``frame_rate`` (frames per second), ``n_codebooks`` (residual stages, K), ``codebook_size``
+(codes per stage, a power of two), ``codebook_dim`` (dimension a stage quantizes in).
+Shape letters: B batch, C channels, K codebook stages, T time (samples or frames).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from typing import Any, Literal, TypeVar
+
+from .errors import ConfigError
+
+QuantizerKind = Literal["diveq", "sfdiveq", "ste"]
+Reparam = Literal["per_stage", "on_sum"]
+Lookup = Literal["euclidean", "cosine"]
+ReplaceSource = Literal["frames", "codewords"]
+SFInference = Literal["midpoint"]
+Head = Literal["istft", "conv"]
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizerConfig:
+    """Residual vector quantizer settings.
+
+    kind: ``diveq`` / ``sfdiveq`` (every stage uses that reparameterisation) or ``ste`` (DAC's own
+        straight-through RVQ with commitment and codebook losses, the baseline).
+    noise_std: standard deviation of DiVeQ's directional noise n (0 gives the "detach" variant).
+    reparam: ``per_stage`` applies the trick to every stage's residual; ``on_sum`` once to the sum.
+    lookup: nearest code by Euclidean distance, or by cosine on L2-normalised vectors.
+    dropout: fraction of each training batch that uses a random number of stages (1..n_codebooks).
+    replace_interval: training steps between dead-code replacements (0 disables; DiVeQ only).
+    dead_min_count: a code selected fewer times than this within an interval is dead.
+    replace_source: ``frames`` restarts dead codes at recent stage inputs; ``codewords`` copies used
+        codes (sampled in proportion to use) plus small noise, as the official DiVeQ code does.
+    warmup_steps: SF-DiVeQ only: steps that pass latents unquantized while collecting them; the curve
+        is then initialised from them. 0 initialises from the first training batch.
+    sf_inference: the finite code SF-DiVeQ transmits: ``midpoint`` = segment index, decoded to the
+        segment's midpoint.
+    commitment_weight, codebook_weight: STE baseline only (DAC's defaults 0.25 and 1.0).
+    """
+
+    kind: QuantizerKind = "diveq"
+    n_codebooks: int = 12
+    codebook_size: int = 1024
+    codebook_dim: int = 8
+    noise_std: float = 1e-3
+    reparam: Reparam = "per_stage"
+    lookup: Lookup = "euclidean"
+    dropout: float = 0.5
+    replace_interval: int = 50
+    dead_min_count: int = 1
+    replace_source: ReplaceSource = "frames"
+    warmup_steps: int = 0
+    sf_inference: SFInference = "midpoint"
+    commitment_weight: float = 0.25
+    codebook_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(self.n_codebooks >= 1, "quantizer.n_codebooks", "must be >= 1")
+        size = self.codebook_size
+        _check(size >= 2 and size & (size - 1) == 0, "quantizer.codebook_size",
+               f"must be a power of two >= 2, got {size}")
+        _check(self.codebook_dim >= 1, "quantizer.codebook_dim", "must be >= 1")
+        _check(self.noise_std >= 0, "quantizer.noise_std", "must be >= 0")
+        _check(0.0 <= self.dropout <= 1.0, "quantizer.dropout", "must be in [0, 1]")
+        _check(self.replace_interval >= 0, "quantizer.replace_interval", "must be >= 0")
+        _check(self.warmup_steps >= 0, "quantizer.warmup_steps", "must be >= 0")
+        _check(not (self.kind == "ste" and self.reparam == "on_sum"), "quantizer.reparam",
+               "on_sum applies to diveq/sfdiveq only")
+
+    @property
+    def bits_per_code(self) -> int:
+        return int(math.log2(self.codebook_size))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """A codec: strided stem + DAC encoder blocks, residual quantizer, DAC decoder blocks + output head.
+
+    The encoder's first convolution (``stem_stride``) brings the signal to a reduced rate at once, so
+    no residual unit runs at the full sample rate; ``encoder_rates`` are DAC ``EncoderBlock`` strides.
+    The decoder upsamples by ``decoder_rates`` (DAC ``DecoderBlock``) to ``head_hop`` samples per step,
+    and the head makes samples: ``istft`` predicts a magnitude/phase spectrum (n_fft = 4 * head_hop),
+    ``conv`` a transposed convolution with stride ``head_hop``.
+    """
+
+    name: str = "diveq-codec"
+    sample_rate: int = 16000
+    stem_stride: int = 4
+    encoder_dim: int = 32
+    encoder_rates: tuple[int, ...] = (2, 5, 8)
+    latent_dim: int = 64
+    decoder_dim: int = 256
+    decoder_rates: tuple[int, ...] = (2, 2)
+    head: Head = "istft"
+    quantizer: QuantizerConfig = dataclasses.field(default_factory=QuantizerConfig)
+
+    def __post_init__(self) -> None:
+        _check(8000 <= self.sample_rate <= 96000, "model.sample_rate", "must be in 8000..96000")
+        for key in ("stem_stride", "encoder_dim", "latent_dim", "decoder_dim"):
+            _check(getattr(self, key) >= 1, f"model.{key}", "must be >= 1")
+        for key in ("encoder_rates", "decoder_rates"):
+            _check(all(r >= 1 for r in getattr(self, key)), f"model.{key}", "strides must be >= 1")
+        _check(self.hop_length % math.prod(self.decoder_rates) == 0, "model.decoder_rates",
+               f"their product must divide hop_length {self.hop_length}")
+
+    @property
+    def hop_length(self) -> int:
+        return self.stem_stride * math.prod(self.encoder_rates)
+
+    @property
+    def head_hop(self) -> int:
+        return self.hop_length // math.prod(self.decoder_rates)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def n_codebooks(self) -> int:
+        return self.quantizer.n_codebooks
+
+    @property
+    def codebook_size(self) -> int:
+        return self.quantizer.codebook_size
+
+    def bitrate(self, n_codebooks: int | None = None) -> float:
+        """Nominal bitrate in bits/s with ``n_codebooks`` stages (all by default)."""
+        n = self.n_codebooks if n_codebooks is None else n_codebooks
+        return n * self.quantizer.bits_per_code * self.frame_rate
+
+    def n_codebooks_for(self, kbps: float) -> int:
+        """The most stages whose bitrate does not exceed ``kbps`` (at least 1)."""
+        per_stage = self.quantizer.bits_per_code * self.frame_rate / 1000.0
+        n = int(math.floor(kbps / per_stage + 1e-9))
+        if n < 1:
+            raise ConfigError(f"bitrate {kbps} kbps is below one stage ({per_stage:g} kbps)")
+        return min(n, self.n_codebooks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+T = TypeVar("T")
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass (nested) as plain JSON/TOML-ready data (tuples become lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
+    """Build dataclass ``cls`` from plain data, strictly.
+
+    Unknown keys, wrong types and invalid values raise :class:`ConfigError` naming the key
+    (dotted path, e.g. ``model.quantizer.codebook_size``). Missing keys take their defaults.
+    """
+    where = prefix.rstrip(".") or cls.__name__
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known: {', '.join(sorted(fields))})")
+    kwargs = {name: _coerce(hints[name], value, f"{prefix}{name}") for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, key + ".")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
+        item = args[0] if args else Any
+        return tuple(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
+        item = args[0] if args else Any
+        return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {type(value).__name__}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {tp!r}")

@@ -1,0 +1,163 @@
+"""Residual vector quantizer whose every stage is DiVeQ or SF-DiVeQ.
+
+Each stage k projects the residual r_k [D] onto a learned ``codebook_dim``-dimensional subspace with
+a matrix P_k whose rows are orthonormal, quantizes z = P_k r_k there, and maps back with P_k^T:
+
+    r_{k+1} = r_k - P_k^T q_k,   so   ||r_{k+1}||^2 = ||(I - P_k^T P_k) r_k||^2 + ||P_k r_k - q_k||^2.
+
+The residual norm therefore cannot grow when the chosen code is nearer to z than the origin is,
+whatever the encoder does: with codebooks initialised from data this makes every stage refine.
+(DAC's free in/out projections give no such guarantee once the commitment loss is gone.)
+
+Reparameterisation: ``per_stage`` applies DiVeQ / SF-DiVeQ to every stage's own input;
+``on_sum`` quantizes all stages by plain lookup and applies the DiVeQ trick once, to the sum.
+Quantizer dropout: in training a ``dropout`` fraction of the batch uses a random number of stages.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import orthogonal
+
+from ..config import QuantizerConfig
+from .base import QuantizerOutput, StageUsage
+from .diveq import DiVeQStage
+from .functional import directional_step
+from .sfdiveq import SFDiVeQStage
+
+
+class ResidualQuantizer(nn.Module):
+    """DiVeQ / SF-DiVeQ residual vector quantizer.
+
+    Args:
+        input_dim: D, the latent dimension.
+        config: quantizer settings (kind must be "diveq" or "sfdiveq").
+    """
+
+    def __init__(self, input_dim: int, config: QuantizerConfig) -> None:
+        super().__init__()
+        if config.kind not in ("diveq", "sfdiveq"):
+            raise ValueError(f"ResidualQuantizer handles diveq/sfdiveq, not {config.kind!r}")
+        if config.codebook_dim > input_dim:
+            raise ValueError(f"codebook_dim {config.codebook_dim} exceeds the latent dim {input_dim}")
+        self.config = config
+        self.input_dim = input_dim
+        self.n_codebooks = config.n_codebooks
+        self.codebook_size = config.codebook_size
+        self.projections = nn.ModuleList(
+            orthogonal(nn.Linear(input_dim, config.codebook_dim, bias=False))
+            for _ in range(config.n_codebooks))
+        cosine = config.lookup == "cosine"
+        stages: list[nn.Module] = []
+        for _ in range(config.n_codebooks):
+            if config.kind == "diveq":
+                stages.append(DiVeQStage(config.codebook_size, config.codebook_dim, config.noise_std,
+                                         cosine, config.replace_interval, config.dead_min_count,
+                                         config.replace_source))
+            else:
+                stages.append(SFDiVeQStage(config.codebook_size, config.codebook_dim, config.noise_std,
+                                           cosine, config.warmup_steps))
+        self.stages = nn.ModuleList(stages)
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def _check_n(self, n_codebooks: int | None) -> int:
+        n = self.n_codebooks if n_codebooks is None else int(n_codebooks)
+        if not 1 <= n <= self.n_codebooks:
+            raise ValueError(f"n_codebooks must be in 1..{self.n_codebooks}, got {n}")
+        return n
+
+    def projection(self, k: int) -> torch.Tensor:
+        """[codebook_dim, D] projection of stage k (orthonormal rows)."""
+        return self.projections[k].weight
+
+    def _sample_n(self, batch: int, device: torch.device) -> torch.Tensor:
+        n = torch.full((batch,), self.n_codebooks, dtype=torch.long, device=device)
+        n_drop = int(round(batch * self.config.dropout))
+        if n_drop:
+            who = torch.randperm(batch, device=device)[:n_drop]
+            n[who] = torch.randint(1, self.n_codebooks + 1, (n_drop,), device=device)
+        return n
+
+    # ---- forward ------------------------------------------------------------------------------
+    def forward(self, latent: torch.Tensor, n_codebooks: int | None = None) -> QuantizerOutput:
+        """Quantize a latent.
+
+        Args:
+            latent: [B, D, T].
+            n_codebooks: stages to use for every item; None = all in eval, quantizer dropout in training.
+        Returns:
+            QuantizerOutput (codes [B, K, T] with K = all stages in training, n in eval).
+        """
+        B, D, T = latent.shape
+        if not self.training:
+            codes = self.encode(latent, n_codebooks)
+            zero = latent.new_zeros(())
+            n = torch.full((B,), codes.shape[1], dtype=torch.long, device=latent.device)
+            return QuantizerOutput(self.decode(codes), codes, zero, n)
+        if n_codebooks is None and self.config.dropout > 0:
+            n_items = self._sample_n(B, latent.device)
+        else:
+            n_items = torch.full((B,), self._check_n(n_codebooks), dtype=torch.long, device=latent.device)
+        x = latent.transpose(1, 2).reshape(B * T, D)
+        row_n = n_items.repeat_interleave(T)
+        on_sum = self.config.reparam == "on_sum"
+        residual = x
+        quantized = torch.zeros_like(x)
+        codes = []
+        for k, stage in enumerate(self.stages):
+            P = self.projection(k)
+            active = row_n > k
+            z = residual @ P.t()
+            z_q, idx = stage(z.detach() if on_sum else z, active, reparam=not on_sum)
+            q = z_q @ P
+            quantized = quantized + q * active[:, None].to(q.dtype)
+            residual = residual - (q.detach() if on_sum else q)
+            codes.append(idx)
+        if on_sum:
+            quantized = x + directional_step(x, quantized, self.config.noise_std)
+        quantized = quantized.reshape(B, T, D).transpose(1, 2)
+        codes_t = torch.stack(codes, dim=0).reshape(self.n_codebooks, B, T).transpose(0, 1)
+        return QuantizerOutput(quantized, codes_t, latent.new_zeros(()), n_items)
+
+    # ---- codes --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, latent: torch.Tensor, n_codebooks: int | None = None) -> torch.Tensor:
+        """[B, D, T] latent -> [B, n, T] int64 codes (greedy residual lookup)."""
+        n = self._check_n(n_codebooks)
+        B, D, T = latent.shape
+        residual = latent.transpose(1, 2).reshape(B * T, D)
+        codes = []
+        for k in range(n):
+            P = self.projection(k)
+            stage = self.stages[k]
+            idx = stage.encode(residual @ P.t())
+            residual = residual - stage.decode(idx) @ P
+            codes.append(idx)
+        return torch.stack(codes, dim=0).reshape(n, B, T).transpose(0, 1)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """[B, n, T] codes -> [B, D, T] quantized latent (sum of the n stages)."""
+        B, n, T = codes.shape
+        if not 1 <= n <= self.n_codebooks:
+            raise ValueError(f"codes have {n} stages; this quantizer has 1..{self.n_codebooks}")
+        out = None
+        for k in range(n):
+            q = self.stages[k].decode(codes[:, k].reshape(-1)) @ self.projection(k)
+            out = q if out is None else out + q
+        assert out is not None
+        return out.reshape(B, T, self.input_dim).transpose(1, 2)
+
+    # ---- statistics ---------------------------------------------------------------------------
+    def usage_stats(self) -> list[StageUsage]:
+        return [stage.usage(k) for k, stage in enumerate(self.stages)]
+
+    def reset_usage(self) -> None:
+        for stage in self.stages:
+            stage.reset_usage()
+
+    def cached(self):
+        """Context manager that computes the orthogonal projections once (inference)."""
+        return parametrize.cached()
+

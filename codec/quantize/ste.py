@@ -1,0 +1,92 @@
+"""The straight-through baseline: descript-audio-codec's own ResidualVectorQuantize, as DAC trains it
+(commitment and codebook losses, L2-normalised factorised lookup), behind our quantizer interface."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import QuantizerConfig
+from .base import QuantizerOutput, StageUsage, usage_from_counts
+
+
+class STEResidualQuantizer(nn.Module):
+    """DAC's RVQ (straight-through estimator) with the same interface as ResidualQuantizer.
+
+    ``aux_loss`` = commitment_weight * commitment + codebook_weight * codebook loss.
+    Quantizer dropout is DAC's own (the first ``dropout`` fraction of the batch gets a random number
+    of stages), so ``n_codebooks`` in the output reports all stages during training.
+
+    Args:
+        input_dim: D, the latent dimension.
+        config: quantizer settings (kind "ste").
+    """
+
+    def __init__(self, input_dim: int, config: QuantizerConfig) -> None:
+        super().__init__()
+        from dac.nn.quantize import ResidualVectorQuantize  # heavy import, only when used
+
+        self.config = config
+        self.input_dim = input_dim
+        self.n_codebooks = config.n_codebooks
+        self.codebook_size = config.codebook_size
+        self.rvq = ResidualVectorQuantize(input_dim=input_dim, n_codebooks=config.n_codebooks,
+                                          codebook_size=config.codebook_size,
+                                          codebook_dim=config.codebook_dim,
+                                          quantizer_dropout=config.dropout)
+        self.register_buffer("usage_counts", torch.zeros(config.n_codebooks, config.codebook_size,
+                                                         dtype=torch.long))
+
+    def _check_n(self, n_codebooks: int | None) -> int:
+        n = self.n_codebooks if n_codebooks is None else int(n_codebooks)
+        if not 1 <= n <= self.n_codebooks:
+            raise ValueError(f"n_codebooks must be in 1..{self.n_codebooks}, got {n}")
+        return n
+
+    def forward(self, latent: torch.Tensor, n_codebooks: int | None = None) -> QuantizerOutput:
+        """[B, D, T] -> QuantizerOutput (codes [B, K, T])."""
+        n = self._check_n(n_codebooks)
+        if not self.training:
+            codes = self.encode(latent, n)
+            zero = latent.new_zeros(())
+            return QuantizerOutput(self.decode(codes), codes, zero,
+                                   torch.full((latent.shape[0],), n, dtype=torch.long, device=latent.device))
+        quantized, codes, _, commitment, codebook = self.rvq(latent, n)
+        aux = self.config.commitment_weight * commitment + self.config.codebook_weight * codebook
+        with torch.no_grad():
+            offsets = torch.arange(codes.shape[1], device=codes.device)[None, :, None] * self.codebook_size
+            flat = (codes + offsets).reshape(-1)
+            self.usage_counts += torch.bincount(flat, minlength=self.usage_counts.numel()).view_as(
+                self.usage_counts)
+        n_items = torch.full((latent.shape[0],), self.n_codebooks, dtype=torch.long, device=latent.device)
+        return QuantizerOutput(quantized, codes, aux, n_items)
+
+    @torch.no_grad()
+    def encode(self, latent: torch.Tensor, n_codebooks: int | None = None) -> torch.Tensor:
+        """[B, D, T] -> [B, n, T] codes."""
+        n = self._check_n(n_codebooks)
+        was_training = self.rvq.training
+        self.rvq.eval()
+        try:
+            _, codes, _, _, _ = self.rvq(latent, n)
+        finally:
+            self.rvq.train(was_training)
+        return codes[:, :n]
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """[B, n, T] codes -> [B, D, T] quantized latent."""
+        if not 1 <= codes.shape[1] <= self.n_codebooks:
+            raise ValueError(f"codes have {codes.shape[1]} stages; this quantizer has 1..{self.n_codebooks}")
+        quantized, _, _ = self.rvq.from_codes(codes)
+        return quantized
+
+    def usage_stats(self) -> list[StageUsage]:
+        return [usage_from_counts(k, self.usage_counts[k]) for k in range(self.n_codebooks)]
+
+    def reset_usage(self) -> None:
+        self.usage_counts.zero_()
+
+    def cached(self):
+        import contextlib
+
+        return contextlib.nullcontext()

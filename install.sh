@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs everything diveq-codec needs on a fresh Debian machine: system tools, then a virtual
+# environment in .venv with the package (editable) and its test dependencies.
+set -euo pipefail
+cd "$(dirname "$0")"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+# libsndfile for soundfile; sox/ffmpeg/espeak-ng/flite build the training corpus; opus-tools and codec2
+# are the anchors `diveq-codec eval` compares against.
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    libsndfile1 sox ffmpeg espeak-ng flite opus-tools codec2 >/dev/null
+PY="${PYTHON:-python3}"
+[ -d .venv ] || "$PY" -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[dev]'
+echo "installed: $(.venv/bin/diveq-codec --version)"
