@@ -48,7 +48,7 @@ class QuantizerConfig:
     kind: QuantizerKind = "diveq"
     n_codebooks: int = 12
     codebook_size: int = 1024
-    codebook_dim: int = 8
+    codebook_dim: int = 16
     noise_std: float = 1e-3
     reparam: Reparam = "per_stage"
     lookup: Lookup = "euclidean"
@@ -95,7 +95,7 @@ class ModelConfig:
     stem_stride: int = 4
     encoder_dim: int = 32
     encoder_rates: tuple[int, ...] = (2, 5, 8)
-    latent_dim: int = 64
+    latent_dim: int = 16
     decoder_dim: int = 256
     decoder_rates: tuple[int, ...] = (2, 2)
     head: Head = "istft"

@@ -156,7 +156,7 @@ def test_two_process_gloo_keeps_codebooks_identical(tmp_path):
                                           ("ste", "per_stage")])
 def test_residual_quantizer_interface(kind, reparam):
     cfg = QuantizerConfig(kind=kind, reparam=reparam, n_codebooks=4, codebook_size=32,
-                          codebook_dim=8, dropout=1.0)
+                          codebook_dim=4, dropout=1.0)
     q = build_quantizer(8, cfg).train()
     latent = torch.randn(16, 8, 20, requires_grad=True)
     out = q(latent)
@@ -175,8 +175,10 @@ def test_residual_quantizer_interface(kind, reparam):
     assert len(stats) == 4 and all(0 < s.usage <= 1 for s in stats)
 
 
-def test_residual_norm_never_grows_stage_by_stage():
-    q = ResidualQuantizer(8, QuantizerConfig(n_codebooks=6, codebook_size=64, codebook_dim=8)).train()
+@pytest.mark.parametrize("codebook_dim", [8, 3])  # full latent, and factorised (orthonormal projections)
+def test_residual_norm_never_grows_stage_by_stage(codebook_dim):
+    q = ResidualQuantizer(8, QuantizerConfig(n_codebooks=6, codebook_size=64,
+                                             codebook_dim=codebook_dim)).train()
     latent = torch.randn(8, 8, 50)
     q(latent)  # codebooks initialised from these residuals
     q.eval()

@@ -9,6 +9,11 @@ The residual norm therefore cannot grow when the chosen code is nearer to z than
 whatever the encoder does: with codebooks initialised from data this makes every stage refine.
 (DAC's free in/out projections give no such guarantee once the commitment loss is gone.)
 
+With ``codebook_dim == D`` (the default) there is no projection at all: P_k would only rotate the
+codebook. With ``codebook_dim < D`` (DAC-style factorised codes) each stage sees a subspace; measured
+here, the encoder then learned to move the latent into the part no stage sees (every projection
+~0, one code used per stage, within 50 steps), so factorised codes are an option, not the default.
+
 Reparameterisation: ``per_stage`` applies DiVeQ / SF-DiVeQ to every stage's own input;
 ``on_sum`` quantizes all stages by plain lookup and applies the DiVeQ trick once, to the sum.
 Quantizer dropout: in training a ``dropout`` fraction of the batch uses a random number of stages.
@@ -48,7 +53,7 @@ class ResidualQuantizer(nn.Module):
         self.codebook_size = config.codebook_size
         self.projections = nn.ModuleList(
             orthogonal(nn.Linear(input_dim, config.codebook_dim, bias=False))
-            for _ in range(config.n_codebooks))
+            for _ in range(config.n_codebooks if config.codebook_dim < input_dim else 0))
         cosine = config.lookup == "cosine"
         stages: list[nn.Module] = []
         for _ in range(config.n_codebooks):
@@ -68,9 +73,17 @@ class ResidualQuantizer(nn.Module):
             raise ValueError(f"n_codebooks must be in 1..{self.n_codebooks}, got {n}")
         return n
 
-    def projection(self, k: int) -> torch.Tensor:
-        """[codebook_dim, D] projection of stage k (orthonormal rows)."""
-        return self.projections[k].weight
+    def projection(self, k: int) -> torch.Tensor | None:
+        """[codebook_dim, D] projection of stage k (orthonormal rows), None when there is none."""
+        return self.projections[k].weight if len(self.projections) else None
+
+    @staticmethod
+    def _down(x: torch.Tensor, P: torch.Tensor | None) -> torch.Tensor:
+        return x if P is None else x @ P.t()
+
+    @staticmethod
+    def _up(z: torch.Tensor, P: torch.Tensor | None) -> torch.Tensor:
+        return z if P is None else z @ P
 
     def _sample_n(self, batch: int, device: torch.device) -> torch.Tensor:
         n = torch.full((batch,), self.n_codebooks, dtype=torch.long, device=device)
@@ -109,9 +122,9 @@ class ResidualQuantizer(nn.Module):
         for k, stage in enumerate(self.stages):
             P = self.projection(k)
             active = row_n > k
-            z = residual @ P.t()
+            z = self._down(residual, P)
             z_q, idx = stage(z.detach() if on_sum else z, active, reparam=not on_sum)
-            q = z_q @ P
+            q = self._up(z_q, P)
             quantized = quantized + q * active[:, None].to(q.dtype)
             residual = residual - (q.detach() if on_sum else q)
             codes.append(idx)
@@ -132,8 +145,8 @@ class ResidualQuantizer(nn.Module):
         for k in range(n):
             P = self.projection(k)
             stage = self.stages[k]
-            idx = stage.encode(residual @ P.t())
-            residual = residual - stage.decode(idx) @ P
+            idx = stage.encode(self._down(residual, P))
+            residual = residual - self._up(stage.decode(idx), P)
             codes.append(idx)
         return torch.stack(codes, dim=0).reshape(n, B, T).transpose(0, 1)
 
@@ -144,7 +157,7 @@ class ResidualQuantizer(nn.Module):
             raise ValueError(f"codes have {n} stages; this quantizer has 1..{self.n_codebooks}")
         out = None
         for k in range(n):
-            q = self.stages[k].decode(codes[:, k].reshape(-1)) @ self.projection(k)
+            q = self._up(self.stages[k].decode(codes[:, k].reshape(-1)), self.projection(k))
             out = q if out is None else out + q
         assert out is not None
         return out.reshape(B, T, self.input_dim).transpose(1, 2)

@@ -1,0 +1,55 @@
+"""``diveq-codec train`` and ``diveq-codec export``: thin wrappers over :mod:`codec.train`.
+
+Heavy imports (torch, ``codec.train.*``) happen inside the command functions.
+Multi-GPU / multi-process: ``torchrun --nproc_per_node N $(which diveq-codec) train RECIPE --out DIR``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``train`` and ``export`` commands to ``app``."""
+    app.command("train")(train_command)
+    app.command("export")(export_command)
+
+
+def train_command(
+    recipe: Annotated[Path, typer.Argument(help="Recipe TOML file (see recipes/).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (checkpoints, metrics).")],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN_DIR/last.pt.")] = False,
+    max_steps: Annotated[Optional[int], typer.Option(
+        "--max-steps", help="Override the recipe's schedule.max_steps.")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option(
+        "--max-minutes", help="Stop cleanly (checkpoint at exit) after this many minutes.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(
+        "--threads", help="CPU threads for torch (default: torch's choice).")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress",
+                                           help="Show a progress bar.")] = True,
+) -> None:
+    """Train a codec from a recipe; metrics go to RUN_DIR/metrics.jsonl and RUN_DIR/tb."""
+    from codec.train.loop import train
+
+    result = train(recipe, out, resume=resume, max_steps=max_steps, max_minutes=max_minutes,
+                   device=device, threads=threads, progress=progress)
+    state = "finished" if result.finished else "stopped (time limit; continue with --resume)"
+    typer.echo(f"{state} at step {result.step}; best validation mel distance {result.best_mel:.4f}; "
+               f"checkpoints in {result.run_dir}", err=True)
+
+
+def export_command(
+    source: Annotated[Path, typer.Argument(
+        help="Run directory (its best checkpoint, else last) or a checkpoint file.")],
+    out: Annotated[Path, typer.Argument(help="Model file to write (.safetensors; a .json card too).")],
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
+) -> None:
+    """Export a release model (weights + config, no optimiser or discriminator) from a run."""
+    from codec.train.export import export_model
+
+    path = export_model(source, out, force=force)
+    typer.echo(f"wrote {path}", err=True)

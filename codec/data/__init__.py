@@ -1,0 +1,1 @@
+"""Training data: the offline corpus builder (:mod:`.corpus`) and the dataset (:mod:`.dataset`)."""

@@ -1,0 +1,675 @@
+"""The training loop: one function, :func:`train`, readable top to bottom.
+
+One step (DAC's recipe): the codec reconstructs a batch; from ``schedule.gan_start_step`` on, the
+discriminator first takes a least-squares GAN step on (real, detached fake), then the codec takes a
+step on ``mel * L_mel + waveform * L1 + adversarial * L_adv + feature_matching * L_fm + aux * aux_loss``
+(weights from ``recipe.loss``). Before ``gan_start_step`` the discriminator is not run at all.
+
+Run directory (``--out``): ``recipe.json`` (resolved recipe), ``metrics.jsonl`` (one JSON object per
+log line / validation), ``last.pt`` / ``best.pt`` (:mod:`codec.train.checkpoint`), ``tb/`` (TensorBoard,
+when it imports). Under torchrun only rank 0 logs, validates and writes files.
+
+Exact continuation: a batch is a pure function of (seed, rank, step) (:class:`StepBatchSampler`), the
+learning rate a pure function of step, and checkpoints hold every RNG state, so a resumed run
+reproduces the uninterrupted one on CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import resource
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import DeviceError, TrainingError, UsageError
+from . import checkpoint as ckpt
+from . import distributed as ddp
+from .recipe import Recipe, load_recipe, recipe_to_json, recipe_from_json
+
+LOSS_KEYS = ("total", "mel", "waveform", "adversarial", "feature_matching", "aux", "discriminator")
+
+
+# ------------------------------------------------------------------------------------------- state
+
+
+@dataclasses.dataclass
+class TrainState:
+    """What changes during training (and what a checkpoint restores).
+
+    model: the codec (DDP-wrapped under torchrun). discriminator / optimizer_d: None for runs that
+    never use the GAN losses. step: optimiser steps completed. best_mel: best validation mel distance.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    discriminator: nn.Module | None
+    optimizer_d: torch.optim.Optimizer | None
+    step: int = 0
+    best_mel: float = math.inf
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """How a call to :func:`train` ended."""
+
+    run_dir: Path
+    step: int
+    best_mel: float
+    finished: bool  # False when --max-minutes stopped it early
+
+
+# -------------------------------------------------------------------------------------------- data
+
+
+class SyntheticSpeech(Dataset):
+    """A pool of generated speech-like clips (``codec.data.dataset.synth_speechlike``), cropped.
+
+    Item ``index`` is a deterministic crop ``[1, segment_samples]`` float32 (clip and offset derived
+    from the index), so any index range can serve as an endless stream of distinct crops.
+    """
+
+    def __init__(self, n_clips: int, clip_seconds: float, sample_rate: int, segment_samples: int,
+                 seed: int) -> None:
+        from ..data.dataset import synth_speechlike
+
+        self.clips = [np.asarray(synth_speechlike(clip_seconds, sample_rate, seed=seed + i),
+                                 dtype=np.float32).reshape(-1) for i in range(n_clips)]
+        self.segment_samples = segment_samples
+
+    def __len__(self) -> int:
+        return 1 << 30
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        rng = np.random.default_rng(index)
+        clip = self.clips[index % len(self.clips)]
+        start = int(rng.integers(0, max(1, clip.size - self.segment_samples + 1)))
+        crop = clip[start:start + self.segment_samples]
+        crop = np.pad(crop, (0, self.segment_samples - crop.size))
+        return torch.from_numpy(crop.copy()).unsqueeze(0)
+
+
+class StepBatchSampler:
+    """Endless batches of dataset indices; the batch of ``step`` depends only on (seed, rank, step)."""
+
+    def __init__(self, n_items: int, batch_size: int, seed: int, rank: int, start_step: int,
+                 end_step: int) -> None:
+        self.n_items, self.batch_size = n_items, batch_size
+        self.seed, self.rank = seed, rank
+        self.start_step, self.end_step = start_step, end_step
+
+    def __len__(self) -> int:
+        return max(0, self.end_step - self.start_step)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start_step, self.end_step):
+            words = np.random.SeedSequence([self.seed, self.rank, step]).generate_state(2)
+            rng = np.random.default_rng(words)
+            yield rng.integers(0, self.n_items, size=self.batch_size).tolist()
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def build_train_data(recipe: Recipe, rank: int) -> Dataset:
+    """The training dataset (real corpus via ``AudioDataset``, or the synthetic pool)."""
+    sr, seg = recipe.model.sample_rate, recipe.segment_samples
+    if recipe.data.synthetic:
+        return SyntheticSpeech(recipe.data.synthetic_clips, recipe.data.synthetic_seconds, sr, seg,
+                               seed=recipe.seed)
+    from ..data.dataset import AudioDataset
+
+    # a large epoch: item i is a pure function of (seed, i), and StepBatchSampler draws the indices
+    return AudioDataset(_sources(recipe), sample_rate=sr, segment_samples=seg, split="train",
+                        seed=recipe.seed, epoch_size=1 << 30)
+
+
+def build_validation_clips(recipe: Recipe) -> list[torch.Tensor]:
+    """Held-out clips, each ``[1, T_i]`` float32 (at most ``data.validation_seconds``; the corpus's
+    ``valid`` split, or generated clips for a synthetic recipe)."""
+    sr = recipe.model.sample_rate
+    hop = recipe.model.hop_length
+    n_samples = max(1, round(recipe.data.validation_seconds * sr / hop)) * hop
+    if recipe.data.synthetic:
+        from ..data.dataset import synth_speechlike
+
+        return [torch.from_numpy(np.asarray(
+            synth_speechlike(n_samples / sr, sr, seed=recipe.seed + 1_000_000 + i),
+            dtype=np.float32).reshape(1, -1)[:, :n_samples].copy())
+            for i in range(recipe.data.validation_items)]
+    from ..data.dataset import ValidationSet
+
+    clips = ValidationSet(_sources(recipe), sample_rate=sr, seconds=recipe.data.validation_seconds,
+                          max_files=recipe.data.validation_items, split="valid")
+    # the mel distance's longest window needs more than 1024 samples
+    return [c.float().reshape(1, -1) for c in (clips[i] for i in range(len(clips)))
+            if c.shape[-1] > 1024]
+
+
+def _sources(recipe: Recipe) -> list[Path]:
+    paths = [Path(s) for s in recipe.data.sources]
+    for i, p in enumerate(paths):
+        if not p.exists():
+            raise TrainingError(f"data.sources[{i}]: {p} not found (build the corpus first)")
+    return paths
+
+
+# ------------------------------------------------------------------------------------------ models
+
+
+def build_discriminator(recipe: Recipe) -> nn.Module:
+    """DAC's multi-period + multi-resolution (+ optional multi-scale) discriminator."""
+    from dac.model.discriminator import Discriminator
+
+    d = recipe.discriminator
+    return Discriminator(rates=list(d.rates), periods=list(d.periods), fft_sizes=list(d.fft_sizes),
+                         sample_rate=recipe.model.sample_rate)
+
+
+def discriminator_loss(d_fake: Sequence[Sequence[torch.Tensor]],
+                       d_real: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
+    """Least-squares GAN loss of the discriminator: sum over sub-discriminators of
+    ``mean(D(fake)^2) + mean((1 - D(real))^2)``; each entry is a list of feature maps, logits last."""
+    loss = d_fake[0][-1].new_zeros((), dtype=torch.float32)
+    for fake, real in zip(d_fake, d_real):
+        loss = loss + fake[-1].float().pow(2).mean() + (1 - real[-1].float()).pow(2).mean()
+    return loss
+
+
+def generator_losses(d_fake: Sequence[Sequence[torch.Tensor]],
+                     d_real: Sequence[Sequence[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(adversarial, feature matching): ``sum mean((1 - D(fake))^2)`` and the L1 between the fake's
+    and the (detached) real's intermediate feature maps, summed over maps and sub-discriminators."""
+    adv = d_fake[0][-1].new_zeros((), dtype=torch.float32)
+    fm = adv.clone()
+    for fake, real in zip(d_fake, d_real):
+        adv = adv + (1 - fake[-1].float()).pow(2).mean()
+        for f, r in zip(fake[:-1], real[:-1]):
+            fm = fm + (f.float() - r.detach().float()).abs().mean()
+    return adv, fm
+
+
+def _split_fmaps(fmaps: Sequence[Sequence[torch.Tensor]], n: int
+                 ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
+    """Feature maps of a discriminator run on ``cat([a, b])`` (batch n each) -> (maps of a, maps of b)."""
+    first = [[m[:n] for m in sub] for sub in fmaps]
+    second = [[m[n:] for m in sub] for sub in fmaps]
+    return first, second
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda if available else cpu; ``cuda`` without a GPU raises DeviceError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device {name!r} requested but CUDA is not available")
+    if device.type not in ("cpu", "cuda"):
+        raise DeviceError(f"device {name!r} is not supported (use cpu or cuda)")
+    return device
+
+
+# -------------------------------------------------------------------------------------- validation
+
+
+@contextlib.contextmanager
+def _rng_isolated() -> Iterator[None]:
+    state = ckpt.capture_rng()
+    try:
+        yield
+    finally:
+        ckpt.restore_rng(state)
+
+
+@torch.no_grad()
+def validate(model: nn.Module, clips: Sequence[torch.Tensor], recipe: Recipe,
+             device: torch.device) -> dict[str, float]:
+    """Score the held-out clips at every ``validation.n_codebooks`` value.
+
+    Returns ``{"mel_distance@N", "si_sdr@N", "pesq_wb@N", "stoi@N"}`` (means over clips) for each N,
+    plus ``usage@stage_k`` / ``perplexity@stage_k`` of the codes the clips got at the largest N.
+    Leaves the model in training mode and the RNG states as they were.
+    """
+    from ..eval import metrics
+
+    sr = recipe.model.sample_rate
+    mel = metrics.MelDistance(sr).to(device)
+    was_training = model.training
+    model.eval()
+    out: dict[str, float] = {}
+    with _rng_isolated():
+        n_max = max(recipe.validation.n_codebooks)
+        for n in recipe.validation.n_codebooks:
+            scores: dict[str, list[float]] = {}
+            all_codes: list[torch.Tensor] = []
+            for clip in clips:
+                x = clip.to(device).unsqueeze(0)  # [1, 1, T]
+                codes = model.encode(x, n_codebooks=n)  # [1, n, F]
+                y = model.decode(codes, length=x.shape[-1]).float()  # [1, 1, T]
+                all_codes.append(codes[0])
+                scores.setdefault("mel_distance", []).append(float(mel(y, x)))
+                ref, deg = x[0, 0].cpu().double().numpy(), y[0, 0].cpu().double().numpy()
+                ref_a, deg_a = metrics.align(ref, deg, max_shift=int(0.05 * sr))
+                scores.setdefault("si_sdr", []).append(metrics.si_sdr(ref_a, deg_a))
+                if recipe.validation.pesq:
+                    scores.setdefault("pesq_wb", []).append(metrics.pesq_wb(ref_a, deg_a, sr))
+                if recipe.validation.stoi:
+                    scores.setdefault("stoi", []).append(metrics.stoi(ref_a, deg_a, sr))
+            for key, values in scores.items():
+                out[f"{key}@{n}"] = float(np.nanmean(values))
+            if n == n_max:
+                codes_max = torch.cat(all_codes, dim=-1)  # [n_max, F_total]
+        size = recipe.model.codebook_size
+        for k in range(codes_max.shape[0]):
+            counts = torch.bincount(codes_max[k].cpu(), minlength=size).double()
+            p = counts / counts.sum()
+            out[f"usage@stage_{k}"] = float((counts > 0).double().mean())
+            out[f"perplexity@stage_{k}"] = float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
+    model.train(was_training)
+    return out
+
+
+# --------------------------------------------------------------------------------------- logging
+
+
+class RunLog:
+    """metrics.jsonl + TensorBoard (if it imports) + a rich progress bar; rank 0 only."""
+
+    def __init__(self, run_dir: Path, enabled: bool, progress: bool, start: int, total: int) -> None:
+        self.enabled = enabled
+        self.jsonl = (run_dir / "metrics.jsonl").open("a", encoding="utf-8") if enabled else None
+        self.tb = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tb"))
+            except Exception:  # noqa: BLE001 - TensorBoard is optional
+                self.tb = None
+        self.bar = None
+        if enabled and progress:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+
+            self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
+                                console=Console(stderr=True))
+            self.task = self.bar.add_task("train", total=total, completed=start, info="")
+            self.bar.start()
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        assert self.jsonl is not None
+        self.jsonl.write(json.dumps(record) + "\n")
+        self.jsonl.flush()
+        if self.tb is not None:
+            prefix = record.get("kind", "train")
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("step", "time"):
+                    self.tb.add_scalar(f"{prefix}/{key}", value, record["step"])
+
+    def audio(self, tag: str, audio: torch.Tensor, step: int, sample_rate: int) -> None:
+        if self.tb is not None:
+            self.tb.add_audio(tag, audio.reshape(-1).float().cpu().clamp(-1, 1), step, sample_rate)
+
+    def advance(self, step: int, info: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, info=info)
+
+    def close(self) -> None:
+        """Stop the bar and close the files (safe to call twice)."""
+        if self.bar is not None:
+            self.bar.stop()
+        if self.jsonl is not None:
+            self.jsonl.close()
+        if self.tb is not None:
+            self.tb.close()
+        self.bar = self.jsonl = self.tb = None
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+# ------------------------------------------------------------------------------------------- train
+
+
+def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: int | None = None,
+          max_minutes: float | None = None, device: str = "auto", threads: int | None = None,
+          progress: bool = True) -> TrainResult:
+    """Train (or continue training) a codec; see the module docstring for what ``out`` receives.
+
+    recipe: a Recipe or a TOML path. resume: continue from ``out/last.pt`` (its model section must
+    match the recipe's). max_steps: overrides ``schedule.max_steps``. max_minutes: stop cleanly
+    (checkpoint at exit) after this much wall time. device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+    threads: ``torch.set_num_threads`` for this process (None leaves torch's default). On a shared,
+    loaded CPU one thread per process is often several times faster than two.
+    Raises TrainingError on a non-finite loss (the last good checkpoint stays on disk).
+    """
+    from ..model import Codec
+
+    t_start = time.monotonic()
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    if max_steps is not None:
+        if max_steps < 1:
+            raise UsageError("--max-steps must be >= 1")
+        recipe = recipe.replace(schedule=dataclasses.replace(recipe.schedule, max_steps=max_steps))
+    if max_minutes is not None and max_minutes <= 0:
+        raise UsageError("--max-minutes must be > 0")
+    if threads is not None:
+        if threads < 1:
+            raise UsageError("--threads must be >= 1")
+        torch.set_num_threads(threads)
+    run_dir = Path(out)
+    last_path, best_path = run_dir / ckpt.LAST, run_dir / ckpt.BEST
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"--out {run_dir} exists and is not a directory")
+    if resume and not last_path.is_file():
+        raise TrainingError(f"cannot resume: {last_path} not found")
+    if not resume and last_path.is_file():
+        raise UsageError(f"{run_dir} already holds a run; pass --resume or choose another --out")
+
+    info = ddp.setup(resolve_device(device))
+    dev = info.device
+    log: RunLog | None = None
+    try:
+        # --- models and optimisers (identical initial weights on every rank) -----------------------
+        torch.manual_seed(recipe.seed)
+        model = Codec(recipe.model).to(dev)
+        disc = build_discriminator(recipe).to(dev) if recipe.uses_gan else None
+        opt = recipe.optim
+        optimizer = torch.optim.AdamW(model.parameters(), lr=opt.lr, betas=opt.betas,
+                                      weight_decay=opt.weight_decay)
+        optimizer_d = (torch.optim.AdamW(disc.parameters(), lr=opt.disc_lr, betas=opt.betas,
+                                         weight_decay=opt.weight_decay) if disc is not None else None)
+        state = TrainState(model, optimizer, disc, optimizer_d)
+
+        if resume:
+            payload = ckpt.load_checkpoint(last_path)  # on CPU: RNG states must stay there
+            stored = recipe_from_json(payload["recipe"])
+            if stored.model != recipe.model:
+                raise TrainingError(f"cannot resume {run_dir}: the recipe's [model] differs from the "
+                                    "checkpoint's")
+            model.load_state_dict(payload["model"])
+            optimizer.load_state_dict(payload["optimizer"])
+            if disc is not None and payload.get("discriminator"):
+                disc.load_state_dict(payload["discriminator"])
+                assert optimizer_d is not None
+                optimizer_d.load_state_dict(payload["optimizer_d"])
+            state.step, state.best_mel = int(payload["step"]), float(payload["best_mel"])
+            rngs = payload["rng"]
+            if len(rngs) == info.world_size:
+                ckpt.restore_rng(rngs[info.rank])
+            else:  # resumed with another world size: fresh, rank-distinct streams
+                _seed_everything(recipe.seed + 7919 * state.step + info.rank)
+        else:
+            _seed_everything(recipe.seed + info.rank)
+
+        state.model = ddp.wrap(model, info)
+        if disc is not None:
+            state.discriminator = ddp.wrap(disc, info)
+
+        # --- data (built with the RNG states set aside: resuming must not shift them) -------------
+        with _rng_isolated():
+            train_set = build_train_data(recipe, info.rank)
+            val_clips = build_validation_clips(recipe) if info.is_main else []
+        sampler = StepBatchSampler(len(train_set), recipe.data.batch_size, recipe.seed, info.rank,
+                                   state.step, recipe.schedule.max_steps)
+        workers = recipe.data.num_workers
+        loader = DataLoader(train_set, batch_sampler=sampler, num_workers=workers,
+                            worker_init_fn=_worker_init if workers else None,
+                            persistent_workers=False, pin_memory=dev.type == "cuda",
+                            generator=torch.Generator().manual_seed(recipe.seed))
+
+        # --- logging -------------------------------------------------------------------------------
+        if info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
+            if resume:
+                _forget_after(run_dir, state.step)
+        log = RunLog(run_dir, info.is_main, progress, state.step, recipe.schedule.max_steps)
+        if info.is_main:
+            log.write({"kind": "start", "step": state.step, "time": time.time(), "resume": resume,
+                       "world_size": info.world_size, "device": str(dev),
+                       "model_parameters": sum(p.numel() for p in model.parameters()),
+                       "discriminator_parameters": sum(p.numel() for p in disc.parameters())
+                       if disc is not None else 0})
+
+        mel_loss = _mel_loss(recipe).to(dev)
+        weights = recipe.loss
+        sched = recipe.schedule
+        amp = dict(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+        sums = torch.zeros(len(LOSS_KEYS), dtype=torch.float64)
+        n_summed, t_log, step_log = 0, time.monotonic(), state.step
+        finished = True
+        saved_at = state.step if resume else -1
+
+        # --- the loop ------------------------------------------------------------------------------
+        state.model.train()
+        for batch in loader:
+            x = batch.to(dev, non_blocking=True)  # [B, 1, T]
+            use_gan = recipe.uses_gan and state.step >= sched.gan_start_step
+            for group in optimizer.param_groups:
+                group["lr"] = opt.lr * opt.lr_factor(state.step)
+
+            with torch.autocast(**amp):
+                output = state.model(x)
+            y = output.audio.float()  # [B, 1, T]
+
+            losses = dict.fromkeys(LOSS_KEYS, torch.zeros((), device=dev))
+            if use_gan:
+                assert state.discriminator is not None and optimizer_d is not None
+                for group in optimizer_d.param_groups:
+                    group["lr"] = opt.disc_lr * opt.lr_factor(state.step)
+                with torch.autocast(**amp):
+                    fmaps = state.discriminator(torch.cat([y.detach(), x]))
+                d_fake, d_real = _split_fmaps(fmaps, x.shape[0])
+                losses["discriminator"] = discriminator_loss(d_fake, d_real)
+                optimizer_d.zero_grad(set_to_none=True)
+                losses["discriminator"].backward()
+                if opt.disc_grad_clip > 0:
+                    nn.utils.clip_grad_norm_(state.discriminator.parameters(), opt.disc_grad_clip)
+                optimizer_d.step()
+
+                plain_d = ddp.unwrap(state.discriminator)
+                plain_d.requires_grad_(False)  # the codec step needs input gradients only
+                with torch.autocast(**amp):
+                    fmaps = plain_d(torch.cat([y, x]))
+                plain_d.requires_grad_(True)
+                g_fake, g_real = _split_fmaps(fmaps, x.shape[0])
+                losses["adversarial"], losses["feature_matching"] = generator_losses(g_fake, g_real)
+
+            losses["mel"] = mel_loss(y, x) if weights.mel > 0 else losses["mel"]
+            if weights.waveform > 0:
+                losses["waveform"] = (y - x).abs().mean()
+            losses["aux"] = output.aux_loss.float()
+            total = (weights.mel * losses["mel"] + weights.waveform * losses["waveform"]
+                     + weights.aux * losses["aux"])
+            if use_gan:
+                total = (total + weights.adversarial * losses["adversarial"]
+                         + weights.feature_matching * losses["feature_matching"])
+            losses["total"] = total
+
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if opt.grad_clip > 0:
+                nn.utils.clip_grad_norm_(state.model.parameters(), opt.grad_clip)
+            optimizer.step()
+            state.step += 1
+
+            # losses averaged over ranks: one collective that also makes the stop decisions agree
+            values = torch.stack([losses[k].detach().float() for k in LOSS_KEYS])
+            values = ddp.all_reduce_mean(values, info).cpu().double()
+            if not torch.isfinite(values).all():
+                bad = [k for k, v in zip(LOSS_KEYS, values.tolist()) if not math.isfinite(v)]
+                raise TrainingError(f"non-finite loss ({', '.join(bad)}) at step {state.step}; "
+                                    f"the last good checkpoint is {last_path}")
+            sums += values
+            n_summed += 1
+
+            if state.step % sched.log_interval == 0 or state.step == sched.max_steps:
+                now = time.monotonic()
+                rate = (state.step - step_log) / max(now - t_log, 1e-9)
+                means = (sums / n_summed).tolist()
+                record = {"kind": "train", "step": state.step, "time": time.time(),
+                          "lr": opt.lr * opt.lr_factor(state.step - 1), "gan": use_gan,
+                          "steps_per_s": rate, "peak_memory_mb": _peak_memory_mb(dev),
+                          **dict(zip(LOSS_KEYS, means))}
+                log.write(record)
+                log.advance(state.step, f"{rate:.2f} steps/s  mel {record['mel']:.3f}  "
+                                        f"total {record['total']:.3f}")
+                sums.zero_()
+                n_summed, t_log, step_log = 0, now, state.step
+            else:
+                log.advance(state.step, "")
+
+            if state.step % sched.validation_interval == 0 or state.step == sched.max_steps:
+                _validate_and_keep_best(state, val_clips, recipe, info, log, best_path)
+            if state.step % sched.checkpoint_interval == 0 or state.step == sched.max_steps:
+                _save(state, recipe, info, last_path)
+                saved_at = state.step
+
+            over_time = max_minutes is not None and time.monotonic() - t_start > 60 * max_minutes
+            if ddp.broadcast_flag(over_time, info) and state.step < sched.max_steps:
+                finished = False
+                break
+
+        if saved_at != state.step:
+            _save(state, recipe, info, last_path)
+        hashes = _rank_hashes(state, info)
+        if info.is_main:
+            log.write({"kind": "stop", "step": state.step, "time": time.time(), "finished": finished,
+                       "peak_memory_mb": _peak_memory_mb(dev), "rank_weight_hashes": hashes})
+        if len(set(hashes)) > 1:
+            raise TrainingError(f"processes diverged: weights differ across ranks at step {state.step}")
+        return TrainResult(run_dir=run_dir, step=state.step, best_mel=state.best_mel,
+                           finished=finished)
+    finally:
+        if log is not None:
+            log.close()
+        ddp.teardown(info)
+
+
+def _forget_after(run_dir: Path, step: int) -> None:
+    """On resume: drop metrics logged after the checkpoint's ``step`` (a killed run logs a few steps
+    past its last checkpoint; they are about to be trained again) and stale checkpoint temp files."""
+    for tmp in run_dir.glob(".*.pt.*.tmp"):
+        tmp.unlink(missing_ok=True)
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by the kill
+            continue
+        if int(record.get("step", 0)) <= step:
+            kept.append(line)
+    tmp = path.with_name(".metrics.jsonl.tmp")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _mel_loss(recipe: Recipe) -> nn.Module:
+    from ..eval.metrics import MelDistance
+
+    return MelDistance(recipe.model.sample_rate)
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _validate_and_keep_best(state: TrainState, clips: Sequence[torch.Tensor], recipe: Recipe,
+                            info: ddp.DistInfo, log: RunLog, best_path: Path) -> None:
+    """Rank 0 scores the held-out clips, logs codebook usage, and writes best.pt on a new best."""
+    if info.is_main:
+        model = ddp.unwrap(state.model)
+        scores = validate(model, clips, recipe, info.device)
+        quantizer = getattr(model, "quantizer", None)
+        if quantizer is not None and hasattr(quantizer, "usage_stats"):
+            for usage in quantizer.usage_stats():
+                scores[f"train_usage@stage_{usage.stage}"] = float(usage.usage)
+                scores[f"train_perplexity@stage_{usage.stage}"] = float(usage.perplexity)
+            quantizer.reset_usage()
+        n_max = max(recipe.validation.n_codebooks)
+        mel = scores[f"mel_distance@{n_max}"]
+        is_best = mel < state.best_mel
+        if is_best:
+            state.best_mel = mel
+        log.write({"kind": "validation", "step": state.step, "time": time.time(), "best": is_best,
+                   **scores})
+        if log.tb is not None and recipe.validation.audio_samples:
+            with torch.no_grad(), _rng_isolated():
+                model.eval()
+                for i, clip in enumerate(clips[: recipe.validation.audio_samples]):
+                    x = clip.to(info.device).unsqueeze(0)
+                    y = model.decode(model.encode(x, n_codebooks=n_max), length=x.shape[-1])
+                    log.audio(f"decoded/{i}", y, state.step, recipe.model.sample_rate)
+                    if state.step <= recipe.schedule.validation_interval:
+                        log.audio(f"reference/{i}", x, state.step, recipe.model.sample_rate)
+                model.train()
+        if is_best:
+            ckpt.save_checkpoint(best_path, _payload(state, recipe, [ckpt.capture_rng()]))
+    ddp.barrier(info)
+    if info.enabled:  # every rank keeps the same best_mel
+        t = torch.tensor([state.best_mel], dtype=torch.float64, device=info.device)
+        torch.distributed.broadcast(t, src=0)
+        state.best_mel = float(t.item())
+
+
+def _rank_hashes(state: TrainState, info: ddp.DistInfo) -> list[str]:
+    """sha256 of the codec's parameters (weights and codebooks) on every rank.
+
+    Buffers are left out: statistics such as a stage's pool of recent frames are per rank by design
+    (DDP copies rank 0's buffers to every rank at the start of each forward pass).
+    """
+    from ..weights import weights_hash
+
+    params = {name: p.detach() for name, p in ddp.unwrap(state.model).named_parameters()}
+    return ddp.gather_objects(weights_hash(params), info)
+
+
+def _payload(state: TrainState, recipe: Recipe, rngs: list[dict[str, Any]]) -> dict[str, Any]:
+    disc = ddp.unwrap(state.discriminator) if state.discriminator is not None else None
+    return {
+        "recipe": recipe_to_json(recipe),
+        "step": state.step,
+        "best_mel": state.best_mel,
+        "model": ddp.unwrap(state.model).state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "discriminator": disc.state_dict() if disc is not None else {},
+        "optimizer_d": state.optimizer_d.state_dict() if state.optimizer_d is not None else {},
+        "rng": rngs,
+    }
+
+
+def _save(state: TrainState, recipe: Recipe, info: ddp.DistInfo, path: Path) -> None:
+    """Write ``last.pt`` from rank 0 with every rank's RNG states."""
+    rngs = ddp.gather_objects(ckpt.capture_rng(), info)
+    if info.is_main:
+        ckpt.save_checkpoint(path, _payload(state, recipe, rngs))
+    ddp.barrier(info)

@@ -1,0 +1,278 @@
+"""Training recipes: frozen dataclasses are the schema, TOML files are plain data validated against it.
+
+A recipe file has one table per section (``[model]``, ``[model.quantizer]``, ``[data]``, ``[optim]``,
+``[loss]``, ``[discriminator]``, ``[schedule]``, ``[validation]``) plus top-level ``seed``; missing keys
+take the defaults below, unknown keys and wrong types raise :class:`ConfigError` naming the dotted key.
+Every checkpoint stores the resolved recipe (:func:`recipe_to_json`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from ..config import ModelConfig, from_dict, to_dict
+from ..errors import ConfigError
+
+SYNTHETIC = "synthetic"
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Training and validation audio.
+
+    sources: corpus manifests / folders handed to ``AudioDataset`` (relative paths are relative to the
+        working directory), or ``["synthetic"]`` for generated speech-like audio (debug and tests).
+    segment_seconds: length of one training crop. batch_size: crops per step and per process.
+    num_workers: DataLoader worker processes (0 loads in the training process).
+    validation_items / validation_seconds: held-out clips scored at every validation.
+    synthetic_clips / synthetic_seconds: size of the generated pool when ``sources = ["synthetic"]``.
+    """
+
+    sources: tuple[str, ...] = (SYNTHETIC,)
+    segment_seconds: float = 0.8
+    batch_size: int = 8
+    num_workers: int = 2
+    validation_items: int = 16
+    validation_seconds: float = 4.0
+    synthetic_clips: int = 32
+    synthetic_seconds: float = 4.0
+
+    def __post_init__(self) -> None:
+        _check(len(self.sources) >= 1, "data.sources", "needs at least one source")
+        _check(self.segment_seconds > 0, "data.segment_seconds", "must be > 0")
+        _check(self.batch_size >= 1, "data.batch_size", "must be >= 1")
+        _check(self.num_workers >= 0, "data.num_workers", "must be >= 0")
+        _check(self.validation_items >= 1, "data.validation_items", "must be >= 1")
+        _check(self.validation_seconds > 0, "data.validation_seconds", "must be > 0")
+        _check(self.synthetic_clips >= 1, "data.synthetic_clips", "must be >= 1")
+        _check(self.synthetic_seconds >= self.segment_seconds, "data.synthetic_seconds",
+               "must be >= data.segment_seconds")
+
+    @property
+    def synthetic(self) -> bool:
+        return tuple(self.sources) == (SYNTHETIC,)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """AdamW for the generator (codec) and the discriminator, with warm-up then exponential decay.
+
+    The learning rate at step s (0-based) is ``lr * min(1, (s + 1) / warmup_steps) * lr_decay ** s``
+    (DAC uses ``lr_decay = 0.999996`` per step). ``grad_clip`` is the max global gradient norm
+    (0 disables) for both networks.
+    """
+
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.8, 0.99)
+    weight_decay: float = 0.0
+    lr_decay: float = 0.999996
+    warmup_steps: int = 0
+    grad_clip: float = 1000.0
+    disc_lr: float = 1e-4
+    disc_grad_clip: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, "optim.lr", "must be > 0")
+        _check(self.disc_lr > 0, "optim.disc_lr", "must be > 0")
+        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas",
+               "must be two numbers in [0, 1)")
+        _check(self.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+        _check(0 < self.lr_decay <= 1, "optim.lr_decay", "must be in (0, 1]")
+        _check(self.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
+        _check(self.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
+        _check(self.disc_grad_clip >= 0, "optim.disc_grad_clip", "must be >= 0")
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of the base learning rate at (0-based) ``step``."""
+        warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        return warm * self.lr_decay ** step
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """Generator loss weights (DAC: mel 15, adversarial 1, feature matching 2).
+
+    mel: multi-scale log-mel L1 (``codec.eval.metrics.MelDistance``). waveform: L1 on samples (0 = off).
+    adversarial / feature_matching: least-squares GAN and discriminator feature L1, from
+    ``schedule.gan_start_step`` on. aux: multiplier of the model's own ``aux_loss`` (STE commitment +
+    codebook losses, already weighted inside the model; 0 for DiVeQ).
+    """
+
+    mel: float = 15.0
+    waveform: float = 0.0
+    adversarial: float = 1.0
+    feature_matching: float = 2.0
+    aux: float = 1.0
+
+    def __post_init__(self) -> None:
+        for key in ("mel", "waveform", "adversarial", "feature_matching", "aux"):
+            _check(getattr(self, key) >= 0, f"loss.{key}", "must be >= 0")
+
+    def as_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscriminatorConfig:
+    """DAC's ``dac.model.discriminator.Discriminator``: MPD periods, MSD rates, MRD FFT sizes.
+
+    DAC's full one is periods [2, 3, 5, 7, 11] + fft_sizes [2048, 1024, 512]; every MPD has ~4.2M
+    parameters at DAC's fixed widths, so a CPU recipe keeps the list short.
+    """
+
+    periods: tuple[int, ...] = (2, 3, 5, 7, 11)
+    rates: tuple[int, ...] = ()
+    fft_sizes: tuple[int, ...] = (2048, 1024, 512)
+
+    def __post_init__(self) -> None:
+        _check(all(p >= 1 for p in self.periods), "discriminator.periods", "must be >= 1")
+        _check(all(r >= 1 for r in self.rates), "discriminator.rates", "must be >= 1")
+        _check(all(f >= 16 and f % 4 == 0 for f in self.fft_sizes), "discriminator.fft_sizes",
+               "must be multiples of 4 and >= 16")
+        _check(bool(self.periods or self.rates or self.fft_sizes), "discriminator",
+               "needs at least one of periods, rates, fft_sizes")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    """Step counts. Steps are optimiser steps; ``gan_start_step`` = first step with the GAN losses
+    (a value >= ``max_steps`` means mel-only training and no discriminator at all)."""
+
+    max_steps: int = 100_000
+    gan_start_step: int = 0
+    log_interval: int = 10
+    validation_interval: int = 1000
+    checkpoint_interval: int = 500
+
+    def __post_init__(self) -> None:
+        _check(self.max_steps >= 1, "schedule.max_steps", "must be >= 1")
+        _check(self.gan_start_step >= 0, "schedule.gan_start_step", "must be >= 0")
+        for key in ("log_interval", "validation_interval", "checkpoint_interval"):
+            _check(getattr(self, key) >= 1, f"schedule.{key}", "must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationConfig:
+    """What a validation scores: the held-out set decoded at each ``n_codebooks`` value (each bitrate
+    the model serves); PESQ-WB / STOI are optional because they cost CPU time."""
+
+    n_codebooks: tuple[int, ...] = (3, 6, 12)
+    pesq: bool = True
+    stoi: bool = True
+    audio_samples: int = 2
+
+    def __post_init__(self) -> None:
+        _check(len(self.n_codebooks) >= 1 and all(n >= 1 for n in self.n_codebooks),
+               "validation.n_codebooks", "needs at least one value >= 1")
+        _check(self.audio_samples >= 0, "validation.audio_samples", "must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Everything a training run needs; a run is reproducible from its recipe and seed."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    discriminator: DiscriminatorConfig = dataclasses.field(default_factory=DiscriminatorConfig)
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        too_many = [n for n in self.validation.n_codebooks if n > self.model.n_codebooks]
+        _check(not too_many, "validation.n_codebooks",
+               f"{too_many[0] if too_many else 0} exceeds model.quantizer.n_codebooks "
+               f"{self.model.n_codebooks}")
+        _check(self.data.segment_seconds * self.model.sample_rate >= self.model.hop_length,
+               "data.segment_seconds", "shorter than one frame")
+
+    @property
+    def uses_gan(self) -> bool:
+        """Whether any step of this run trains with the discriminator."""
+        adv = self.loss.adversarial > 0 or self.loss.feature_matching > 0
+        return adv and self.schedule.gan_start_step < self.schedule.max_steps
+
+    @property
+    def segment_samples(self) -> int:
+        """Training crop length in samples, rounded to whole frames."""
+        hop = self.model.hop_length
+        return max(1, round(self.data.segment_seconds * self.model.sample_rate / hop)) * hop
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def replace(self, **sections: Any) -> Recipe:
+        """A copy with some fields replaced, e.g. ``recipe.replace(schedule=...)``."""
+        return dataclasses.replace(self, **sections)
+
+
+def recipe_from_dict(data: dict[str, Any]) -> Recipe:
+    """Validate plain data (a parsed TOML file or a stored JSON recipe) into a :class:`Recipe`."""
+    return from_dict(Recipe, data)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a TOML recipe. Raises ConfigError (missing file, bad TOML, bad key).
+
+    A recipe may start with ``extends = "other.toml"`` (relative to its own folder): it is then that
+    recipe with this file's keys laid over it (tables merge key by key, other values replace), so a
+    variant states only what differs.
+    """
+    return recipe_from_dict(_read_toml(Path(path), ()))
+
+
+def _read_toml(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"recipe {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"recipe {path} cannot be read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"recipe {path} is not valid TOML: {exc}") from None
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"extends: expected a file name, got {base!r}")
+    base_path = (path.parent / base).resolve()
+    if base_path in chain or base_path == path.resolve():
+        raise ConfigError(f"extends: {path} extends itself through {base}")
+    return _merge(_read_toml(base_path, chain + (path.resolve(),)), data)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def recipe_to_json(recipe: Recipe) -> str:
+    """The resolved recipe as a JSON string (stored in every checkpoint)."""
+    return json.dumps(recipe.to_dict(), sort_keys=True)
+
+
+def recipe_from_json(text: str) -> Recipe:
+    """Inverse of :func:`recipe_to_json`."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"stored recipe is not valid JSON: {exc}") from None
+    return recipe_from_dict(data)
