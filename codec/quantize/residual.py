@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
-from torch.nn.utils.parametrizations import orthogonal
 
 from ..config import QuantizerConfig
 from .base import QuantizerOutput, StageUsage
@@ -51,9 +49,11 @@ class ResidualQuantizer(nn.Module):
         self.input_dim = input_dim
         self.n_codebooks = config.n_codebooks
         self.codebook_size = config.codebook_size
-        self.projections = nn.ModuleList(
-            orthogonal(nn.Linear(input_dim, config.codebook_dim, bias=False))
-            for _ in range(config.n_codebooks if config.codebook_dim < input_dim else 0))
+        if config.codebook_dim < input_dim:  # orthonormalised by QR at every use (cheap: [D, d])
+            self.projection_weight: nn.Parameter | None = nn.Parameter(
+                torch.randn(config.n_codebooks, config.codebook_dim, input_dim) / input_dim ** 0.5)
+        else:
+            self.register_parameter("projection_weight", None)
         cosine = config.lookup == "cosine"
         stages: list[nn.Module] = []
         for _ in range(config.n_codebooks):
@@ -73,9 +73,18 @@ class ResidualQuantizer(nn.Module):
             raise ValueError(f"n_codebooks must be in 1..{self.n_codebooks}, got {n}")
         return n
 
+    def projections(self) -> torch.Tensor | None:
+        """[K, codebook_dim, D] stage projections with orthonormal rows, None when there are none."""
+        if self.projection_weight is None:
+            return None
+        q, r = torch.linalg.qr(self.projection_weight.transpose(1, 2))  # [K, D, d], [K, d, d]
+        sign = torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)) + (torch.diagonal(r, dim1=-2, dim2=-1) == 0)
+        return (q * sign[:, None, :]).transpose(1, 2)
+
     def projection(self, k: int) -> torch.Tensor | None:
         """[codebook_dim, D] projection of stage k (orthonormal rows), None when there is none."""
-        return self.projections[k].weight if len(self.projections) else None
+        P = self.projections()
+        return None if P is None else P[k]
 
     @staticmethod
     def _down(x: torch.Tensor, P: torch.Tensor | None) -> torch.Tensor:
@@ -119,8 +128,9 @@ class ResidualQuantizer(nn.Module):
         residual = x
         quantized = torch.zeros_like(x)
         codes = []
+        projections = self.projections()
         for k, stage in enumerate(self.stages):
-            P = self.projection(k)
+            P = None if projections is None else projections[k]
             active = row_n > k
             z = self._down(residual, P)
             z_q, idx = stage(z.detach() if on_sum else z, active, reparam=not on_sum)
@@ -142,8 +152,9 @@ class ResidualQuantizer(nn.Module):
         B, D, T = latent.shape
         residual = latent.transpose(1, 2).reshape(B * T, D)
         codes = []
+        projections = self.projections()
         for k in range(n):
-            P = self.projection(k)
+            P = None if projections is None else projections[k]
             stage = self.stages[k]
             idx = stage.encode(self._down(residual, P))
             residual = residual - self._up(stage.decode(idx), P)
@@ -156,8 +167,10 @@ class ResidualQuantizer(nn.Module):
         if not 1 <= n <= self.n_codebooks:
             raise ValueError(f"codes have {n} stages; this quantizer has 1..{self.n_codebooks}")
         out = None
+        projections = self.projections()
         for k in range(n):
-            q = self._up(self.stages[k].decode(codes[:, k].reshape(-1)), self.projection(k))
+            P = None if projections is None else projections[k]
+            q = self._up(self.stages[k].decode(codes[:, k].reshape(-1)), P)
             out = q if out is None else out + q
         assert out is not None
         return out.reshape(B, T, self.input_dim).transpose(1, 2)
@@ -170,7 +183,4 @@ class ResidualQuantizer(nn.Module):
         for stage in self.stages:
             stage.reset_usage()
 
-    def cached(self):
-        """Context manager that computes the orthogonal projections once (inference)."""
-        return parametrize.cached()
 

@@ -85,8 +85,3 @@ class STEResidualQuantizer(nn.Module):
 
     def reset_usage(self) -> None:
         self.usage_counts.zero_()
-
-    def cached(self):
-        import contextlib
-
-        return contextlib.nullcontext()
