@@ -85,9 +85,35 @@ class DiveqApp(typer.Typer):
             sys.exit(exc.exit_code)
 
 
+def builtin_model_card() -> dict[str, Any] | None:
+    """The built-in default model's JSON card (written by ``save_model``), read without torch."""
+    import json
+
+    import codec
+
+    path = Path(codec.__file__).resolve().parent / "pretrained" / "default.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def builtin_model_summary() -> str:
+    """One line naming the built-in model and the bitrates it serves."""
+    card = builtin_model_card()
+    if card is None:
+        return "Built-in model: none installed (pass --model)."
+    rates = card.get("bitrates_kbps", [])
+    served = [f"{rates[n - 1]:g}" for n in (3, 6, 12) if n <= len(rates)]
+    return (f"Built-in model: {card.get('name')} ({card.get('sample_rate')} Hz, "
+            f"{card.get('frame_rate'):g} frames/s, {' / '.join(served)} kbps at 3 / 6 / 12 stages, "
+            f"any of 1..{len(rates)} stages; weights {str(card.get('weights_sha256'))[:12]}).")
+
+
 app = DiveqApp(
     name="diveq-codec",
-    help="Neural audio codec with a DiVeQ / SF-DiVeQ residual vector quantizer.",
+    help="Neural audio codec with a DiVeQ / SF-DiVeQ residual vector quantizer.\n\n"
+         + builtin_model_summary(),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -291,6 +317,10 @@ def info(input: Annotated[Path, typer.Argument(help=".dvq file.")]) -> None:
     size = input.stat().st_size
     rate = f", {size * 8 / header.duration_seconds / 1000:.3f} kbps" if header.n_samples else ""
     fields["file size"] = f"{size} bytes{rate}"
+    card = builtin_model_card()
+    if card is not None:
+        same = card.get("weights_sha256") == header.model_hash
+        fields["built-in model"] = "yes" if same else f"no (built-in is {card.get('name')})"
     width = max(len(key) for key in fields)
     for key, value in fields.items():
         print(f"{key + ':':<{width + 1}} {value}")
