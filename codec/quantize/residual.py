@@ -11,8 +11,9 @@ whatever the encoder does: with codebooks initialised from data this makes every
 
 With ``codebook_dim == D`` (the default) there is no projection at all: P_k would only rotate the
 codebook. With ``codebook_dim < D`` (DAC-style factorised codes) each stage sees a subspace; measured
-here, the encoder then learned to move the latent into the part no stage sees (every projection
-~0, one code used per stage, within 50 steps), so factorised codes are an option, not the default.
+here (scripts/experiment_collapse.py), the encoder then moves the latent into the part no stage sees
+(four 4-d stages on a 32-d latent captured ~1 % of its energy after 300 steps), so factorised codes
+are an option, not the default.
 
 Reparameterisation: ``per_stage`` applies DiVeQ / SF-DiVeQ to every stage's own input;
 ``on_sum`` quantizes all stages by plain lookup and applies the DiVeQ trick once, to the sum.
