@@ -218,6 +218,29 @@ def test_sigkill_then_resume_completes(reference_run: Path, tmp_path: Path) -> N
     _assert_same_weights(run_dir / ckpt.LAST, reference_run / ckpt.LAST, atol=1e-3)
 
 
+def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path: Path) -> None:
+    run_dir = tmp_path / "term"
+    cmd = [sys.executable, "-m", "cli.main", "train", str(DEBUG), "--out", str(run_dir),
+           "--threads", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        metrics = run_dir / "metrics.jsonl"
+        while time.monotonic() < deadline and proc.poll() is None:
+            if metrics.exists() and '"kind": "train"' in metrics.read_text():
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    stops = _records(run_dir, "stop")
+    assert stops and stops[-1]["finished"] is False
+    assert ckpt.load_checkpoint(run_dir / ckpt.LAST)["step"] == stops[-1]["step"] < 16
+
+
 def test_two_process_ddp_ranks_agree(tmp_path: Path) -> None:
     from codec.train.distributed import launch_local
 

@@ -21,6 +21,8 @@ import dataclasses
 import json
 import math
 import resource
+import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -361,6 +363,8 @@ def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: 
     (checkpoint at exit) after this much wall time. device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
     threads: ``torch.set_num_threads`` for this process (None leaves torch's default). On a shared,
     loaded CPU one thread per process is often several times faster than two.
+    SIGTERM (and a first Ctrl-C) stop cleanly after the current step, with a checkpoint, like
+    max_minutes; resume with ``resume=True``.
     Raises TrainingError on a non-finite loss (the last good checkpoint stays on disk).
     """
     from ..model import Codec
@@ -390,6 +394,7 @@ def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: 
     info = ddp.setup(resolve_device(device))
     dev = info.device
     log: RunLog | None = None
+    stop = _StopRequest().__enter__()
     try:
         # --- models and optimisers (identical initial weights on every rank) -----------------------
         torch.manual_seed(recipe.seed)
@@ -548,7 +553,7 @@ def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: 
                 saved_at = state.step
 
             over_time = max_minutes is not None and time.monotonic() - t_start > 60 * max_minutes
-            if ddp.broadcast_flag(over_time, info) and state.step < sched.max_steps:
+            if ddp.broadcast_flag(over_time or stop.requested, info) and state.step < sched.max_steps:
                 finished = False
                 break
 
@@ -563,9 +568,34 @@ def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: 
         return TrainResult(run_dir=run_dir, step=state.step, best_mel=state.best_mel,
                            finished=finished)
     finally:
+        stop.__exit__(None, None, None)
         if log is not None:
             log.close()
         ddp.teardown(info)
+
+
+class _StopRequest:
+    """Turns SIGTERM / the first SIGINT into a request to stop after the current step (main thread
+    only; the previous handlers are restored on exit). A second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> "_StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def _forget_after(run_dir: Path, step: int) -> None:
