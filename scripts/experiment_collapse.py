@@ -20,20 +20,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import speechlike  # noqa: E402
+from support import speechlike, stft_loss  # noqa: E402
 
 from codec.config import ModelConfig, QuantizerConfig  # noqa: E402
 from codec.model import Codec  # noqa: E402
-
-
-def stft_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    loss = a.new_zeros(())
-    for n in (256, 1024):
-        w = torch.hann_window(n)
-        A = torch.stft(a[:, 0], n, n // 4, window=w, return_complex=True).abs()
-        B = torch.stft(b[:, 0], n, n // 4, window=w, return_complex=True).abs()
-        loss = loss + (torch.log(A + 1e-5) - torch.log(B + 1e-5)).abs().mean() + (A - B).abs().mean()
-    return loss
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny models and cheap speech-like signals (no downloads, CPU only)."""
+"""Shared test setup: every test starts from the same random state (no downloads, CPU only)."""
 
 from __future__ import annotations
 
@@ -7,29 +7,8 @@ import pytest
 import torch
 
 
-def speechlike(seconds: float, sample_rate: int = 16000, seed: int = 0) -> np.ndarray:
-    """A deterministic voiced-speech-like signal: harmonics of a gliding pitch, two moving formant
-    emphases and a syllabic envelope. [T] float32 in [-1, 1]."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sample_rate)
-    t = np.arange(n) / sample_rate
-    f0 = 110 + 60 * rng.random() + 30 * np.sin(2 * np.pi * (0.5 + rng.random()) * t)
-    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
-    formants = [500 + 300 * np.sin(2 * np.pi * 1.3 * t + rng.random() * 6),
-                1500 + 600 * np.sin(2 * np.pi * 0.9 * t + rng.random() * 6)]
-    x = np.zeros(n)
-    for h in range(1, 30):
-        freq = h * f0
-        amp = sum(np.exp(-((freq - f) / 250.0) ** 2) for f in formants) / h ** 0.5
-        amp = amp * (freq < sample_rate / 2)
-        x += amp * np.sin(h * phase)
-    envelope = 0.5 * (1 - np.cos(2 * np.pi * 4.0 * t)) ** 1.5
-    x = x * envelope + 0.003 * rng.standard_normal(n)
-    return (0.3 * x / (np.abs(x).max() + 1e-9)).astype(np.float32)
-
-
 @pytest.fixture(autouse=True)
-def _seed_and_threads():
+def _seed():
     torch.manual_seed(0)
     np.random.seed(0)
     yield

@@ -10,24 +10,13 @@ from codec.errors import ConfigError, ModelError
 from codec.model import Codec
 from codec.weights import load_model_file, save_model
 
-from conftest import speechlike
+from support import speechlike, stft_loss
 
 
 def tiny_config(kind: str = "diveq", **quantizer) -> ModelConfig:
     q = dict(kind=kind, n_codebooks=4, codebook_size=64, codebook_dim=8, replace_interval=20)
     q.update(quantizer)
     return ModelConfig(encoder_dim=8, decoder_dim=64, latent_dim=8, quantizer=QuantizerConfig(**q))
-
-
-def stft_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Log + linear magnitude L1 over two STFT sizes; [B, 1, T] inputs."""
-    loss = a.new_zeros(())
-    for n in (256, 1024):
-        w = torch.hann_window(n)
-        A = torch.stft(a[:, 0], n, n // 4, window=w, return_complex=True).abs()
-        B = torch.stft(b[:, 0], n, n // 4, window=w, return_complex=True).abs()
-        loss = loss + (torch.log(A + 1e-5) - torch.log(B + 1e-5)).abs().mean() + (A - B).abs().mean()
-    return loss
 
 
 def test_shapes_lengths_and_derived_facts():

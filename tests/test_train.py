@@ -186,21 +186,29 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path: Path, monkeypatch,
     assert ckpt.load_checkpoint(tmp_path / ckpt.LAST)["step"] == 4
 
 
-def test_sigkill_then_resume_completes(reference_run: Path, tmp_path: Path) -> None:
-    run_dir = tmp_path / "killed"
+def _train_in_subprocess_until(run_dir: Path, min_step: int) -> subprocess.Popen:
+    """Start the debug recipe through the CLI and return once metrics.jsonl logs step >= min_step."""
     cmd = [sys.executable, "-m", "cli.main", "train", str(DEBUG), "--out", str(run_dir),
            "--threads", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    metrics = run_dir / "metrics.jsonl"
+    while time.monotonic() < deadline and proc.poll() is None:
+        steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()
+                 if line.strip()] if metrics.exists() else []
+        if steps and max(steps) >= min_step:
+            break
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        proc.wait()
+        raise AssertionError(proc.stderr.read().decode() if proc.stderr else "training ended early")
+    return proc
+
+
+def test_sigkill_then_resume_completes(reference_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "killed"
+    proc = _train_in_subprocess_until(run_dir, 6)  # past the step-4 checkpoint, before the end
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            metrics = run_dir / "metrics.jsonl"
-            steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()
-                     if line.strip()] if metrics.exists() else []
-            if steps and max(steps) >= 6:  # past the step-4 checkpoint, before the end
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.kill()
@@ -220,17 +228,8 @@ def test_sigkill_then_resume_completes(reference_run: Path, tmp_path: Path) -> N
 
 def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path: Path) -> None:
     run_dir = tmp_path / "term"
-    cmd = [sys.executable, "-m", "cli.main", "train", str(DEBUG), "--out", str(run_dir),
-           "--threads", "1", "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = _train_in_subprocess_until(run_dir, 1)
     try:
-        deadline = time.monotonic() + 120
-        metrics = run_dir / "metrics.jsonl"
-        while time.monotonic() < deadline and proc.poll() is None:
-            if metrics.exists() and '"kind": "train"' in metrics.read_text():
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 0
     finally:
