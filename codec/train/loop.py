@@ -121,6 +121,10 @@ class StepBatchSampler:
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
+    # Ctrl-C / SIGTERM sent to the whole process group must reach only the main process, which stops
+    # cleanly with a checkpoint and then shuts its workers down (they also exit if it dies).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def build_train_data(recipe: Recipe, rank: int) -> Dataset:
