@@ -79,13 +79,14 @@ class ResidualQuantizer(nn.Module):
         if self.projection_weight is None:
             return None
         q, r = torch.linalg.qr(self.projection_weight.transpose(1, 2))  # [K, D, d], [K, d, d]
-        sign = torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)) + (torch.diagonal(r, dim1=-2, dim2=-1) == 0)
+        diag = torch.diagonal(r, dim1=-2, dim2=-1)
+        sign = torch.sign(diag) + (diag == 0)
         return (q * sign[:, None, :]).transpose(1, 2)
 
-    def projection(self, k: int) -> torch.Tensor | None:
-        """[codebook_dim, D] projection of stage k (orthonormal rows), None when there is none."""
-        P = self.projections()
-        return None if P is None else P[k]
+    def _stage_projections(self) -> list[torch.Tensor | None]:
+        """One [codebook_dim, D] projection per stage (None = the stage sees the whole latent)."""
+        projections = self.projections()
+        return [None] * self.n_codebooks if projections is None else list(projections.unbind(0))
 
     @staticmethod
     def _down(x: torch.Tensor, P: torch.Tensor | None) -> torch.Tensor:
@@ -129,9 +130,7 @@ class ResidualQuantizer(nn.Module):
         residual = x
         quantized = torch.zeros_like(x)
         codes = []
-        projections = self.projections()
-        for k, stage in enumerate(self.stages):
-            P = None if projections is None else projections[k]
+        for k, (stage, P) in enumerate(zip(self.stages, self._stage_projections())):
             active = row_n > k
             z = self._down(residual, P)
             z_q, idx = stage(z.detach() if on_sum else z, active, reparam=not on_sum)
@@ -153,10 +152,7 @@ class ResidualQuantizer(nn.Module):
         B, D, T = latent.shape
         residual = latent.transpose(1, 2).reshape(B * T, D)
         codes = []
-        projections = self.projections()
-        for k in range(n):
-            P = None if projections is None else projections[k]
-            stage = self.stages[k]
+        for stage, P in zip(self.stages[:n], self._stage_projections()):
             idx = stage.encode(self._down(residual, P))
             residual = residual - self._up(stage.decode(idx), P)
             codes.append(idx)
@@ -168,10 +164,8 @@ class ResidualQuantizer(nn.Module):
         if not 1 <= n <= self.n_codebooks:
             raise ValueError(f"codes have {n} stages; this quantizer has 1..{self.n_codebooks}")
         out = None
-        projections = self.projections()
-        for k in range(n):
-            P = None if projections is None else projections[k]
-            q = self._up(self.stages[k].decode(codes[:, k].reshape(-1)), P)
+        for k, (stage, P) in enumerate(zip(self.stages[:n], self._stage_projections())):
+            q = self._up(stage.decode(codes[:, k].reshape(-1)), P)
             out = q if out is None else out + q
         assert out is not None
         return out.reshape(B, T, self.input_dim).transpose(1, 2)
@@ -183,5 +177,3 @@ class ResidualQuantizer(nn.Module):
     def reset_usage(self) -> None:
         for stage in self.stages:
             stage.reset_usage()
-
-
