@@ -31,14 +31,18 @@ def train_command(
         "--threads", help="CPU threads for torch (default: torch's choice).")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress",
                                            help="Show a progress bar.")] = True,
+    init_from: Annotated[Optional[Path], typer.Option(
+        "--init-from", help="Start a new run from an exported model's weights (fine-tuning); its "
+                            "config must match the recipe's [model].")] = None,
 ) -> None:
     """Train a codec from a recipe; metrics go to RUN_DIR/metrics.jsonl and RUN_DIR/tb."""
     from codec.train.loop import train
 
     result = train(recipe, out, resume=resume, max_steps=max_steps, max_minutes=max_minutes,
-                   device=device, threads=threads, progress=progress)
+                   device=device, threads=threads, progress=progress, init_from=init_from)
     state = "finished" if result.finished else "stopped (time limit; continue with --resume)"
-    typer.echo(f"{state} at step {result.step}; best validation mel distance {result.best_mel:.4f}; "
+    typer.echo(f"{state} at step {result.step}; best validation score {result.best_score:.4f} "
+               "(lower is better); "
                f"checkpoints in {result.run_dir}", err=True)
 
 

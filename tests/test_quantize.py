@@ -139,6 +139,7 @@ def _ddp_worker(rank: int, port: int, out_dir: str) -> None:
     for _ in range(7):
         q(torch.randn(2, 4, 30) * (rank + 1))
     torch.save({k: v for k, v in q.state_dict().items() if "codebook" in k}, f"{out_dir}/rank{rank}.pt")
+    dist.barrier()  # nobody tears down while a peer is still talking
     dist.destroy_process_group()
 
 

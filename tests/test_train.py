@@ -8,6 +8,7 @@ is the reference the other runs must reproduce. Everything runs with one torch t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -146,7 +147,7 @@ def test_checkpoint_contents(reference_run: Path) -> None:
     assert len(payload["rng"]) == 1 and payload["rng"][0]["torch"].dtype == torch.uint8
     assert any(k.endswith("usage_counts") for k in payload["model"])  # quantizer buffers
     best = ckpt.load_checkpoint(reference_run / ckpt.BEST)
-    assert best["step"] in (8, 16) and best["best_mel"] == pytest.approx(
+    assert best["step"] in (8, 16) and best["best_score"] == pytest.approx(
         min(r["mel_distance@4"] for r in _records(reference_run, "validation")))
 
 
@@ -283,3 +284,55 @@ def test_max_minutes_stops_cleanly_with_a_checkpoint(tmp_path: Path, one_thread)
     assert not result.finished and 1 <= result.step < 16
     assert ckpt.load_checkpoint(tmp_path / ckpt.LAST)["step"] == result.step
     assert _records(tmp_path, "stop")[-1]["finished"] is False
+
+
+# ------------------------------------------------------------------------------- fine-tuning
+
+
+def test_init_from_starts_a_new_run_from_exported_weights(reference_run: Path, tmp_path: Path,
+                                                           one_thread) -> None:
+    from codec.model import Codec
+    from codec.train.export import export_model
+    from codec.weights import load_model_file
+
+    exported = export_model(reference_run, tmp_path / "m.safetensors")
+    recipe = load_recipe(DEBUG)
+    # training-only quantizer settings may change; the loaded state is the exported one exactly
+    q = dataclasses.replace(recipe.model.quantizer, dropout=0.0, replace_interval=3)
+    tuned = recipe.replace(model=dataclasses.replace(recipe.model, quantizer=q))
+    model = Codec(tuned.model)
+    loop._load_initial_weights(model, exported, tuned)
+    source = load_model_file(exported).state_dict()
+    assert all(torch.equal(model.state_dict()[k], source[k]) for k in source)
+
+    run = tmp_path / "tuned"
+    result = loop.train(tuned, run, progress=False, max_steps=2, init_from=exported)
+    assert result.step == 2 and _records(run, "start")[0]["init_from"] == str(exported)
+    after = ckpt.load_checkpoint(run / ckpt.LAST)
+    assert after["step"] == 2
+    moved = [k for k in source if k.endswith(".weight_v") and not torch.equal(after["model"][k], source[k])]
+    assert moved  # it trained from there
+
+    with pytest.raises(UsageError, match="--init-from"):
+        loop.train(tuned, run, progress=False, resume=True, init_from=exported)
+    wider = recipe.replace(model=dataclasses.replace(
+        recipe.model, latent_dim=8, quantizer=dataclasses.replace(q, codebook_dim=8)))
+    with pytest.raises(TrainingError, match="latent_dim"):
+        loop.train(wider, tmp_path / "wider", progress=False, max_steps=1, init_from=exported)
+    with pytest.raises(TrainingError, match="--init-from"):
+        loop.train(tuned, tmp_path / "bad", progress=False, max_steps=1,
+                   init_from=tmp_path / "missing.safetensors")
+
+
+def test_best_checkpoint_by_pesq(tmp_path: Path, one_thread) -> None:
+    recipe = load_recipe(DEBUG)
+    recipe = recipe.replace(validation=dataclasses.replace(recipe.validation, best_by="pesq_wb"))
+    loop.train(recipe, tmp_path, progress=False, max_steps=16)
+    pesq = {r["step"]: r["pesq_wb@4"] for r in _records(tmp_path, "validation")}
+    best_step = max(pesq, key=pesq.get)
+    best = ckpt.load_checkpoint(tmp_path / ckpt.BEST)
+    assert best["step"] == best_step and best["best_score"] == pytest.approx(-pesq[best_step])
+    with pytest.raises(ConfigError, match="validation.best_by"):
+        dataclasses.replace(recipe.validation, best_by="pesq_wb", pesq=False)
+    with pytest.raises(ConfigError, match="validation.best_by"):
+        dataclasses.replace(recipe.validation, best_by="loudness")

@@ -5,7 +5,8 @@ with ``torch.load(weights_only=True)``. It holds:
 
 - ``format``: :data:`FORMAT` (a version string)
 - ``recipe``: the resolved recipe as a JSON string
-- ``step``: optimiser steps completed; ``best_mel``: best validation mel distance so far
+- ``step``: optimiser steps completed; ``best_score``: best validation score so far (lower is better,
+  ``ValidationConfig.score``)
 - ``model``: the codec's state_dict (quantizer buffers included: usage counters, codebook init flags)
 - ``optimizer``: the generator's AdamW state_dict
 - ``discriminator`` / ``optimizer_d``: the same for the discriminator (empty dicts when it has none)

@@ -54,10 +54,18 @@ def setup(device: torch.device) -> DistInfo:
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
 
 
-def teardown(info: DistInfo) -> None:
-    """Leave the process group (if this module joined one)."""
-    if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+def teardown(info: DistInfo, synchronize: bool = True) -> None:
+    """Leave the process group (if this module joined one).
+
+    synchronize: wait at a barrier first, so no rank tears down its communication threads while a
+    peer still talks to it (gloo may abort the process otherwise). Pass False after an error: a
+    failed peer would never reach the barrier.
+    """
+    if not (info.enabled and dist.is_initialized()):
+        return
+    if synchronize:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def wrap(module: nn.Module, info: DistInfo) -> nn.Module:

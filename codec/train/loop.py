@@ -49,7 +49,8 @@ class TrainState:
     """What changes during training (and what a checkpoint restores).
 
     model: the codec (DDP-wrapped under torchrun). discriminator / optimizer_d: None for runs that
-    never use the GAN losses. step: optimiser steps completed. best_mel: best validation mel distance.
+    never use the GAN losses. step: optimiser steps completed. best_score: the best validation score
+    so far in lower-is-better form (``ValidationConfig.score``).
     """
 
     model: nn.Module
@@ -57,7 +58,7 @@ class TrainState:
     discriminator: nn.Module | None
     optimizer_d: torch.optim.Optimizer | None
     step: int = 0
-    best_mel: float = math.inf
+    best_score: float = math.inf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +67,7 @@ class TrainResult:
 
     run_dir: Path
     step: int
-    best_mel: float
+    best_score: float  # lower is better: see ValidationConfig.score
     finished: bool  # False when --max-minutes stopped it early
 
 
@@ -359,7 +360,7 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: int | None = None,
           max_minutes: float | None = None, device: str = "auto", threads: int | None = None,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, init_from: Path | None = None) -> TrainResult:
     """Train (or continue training) a codec; see the module docstring for what ``out`` receives.
 
     recipe: a Recipe or a TOML path. resume: continue from ``out/last.pt`` (its model section must
@@ -369,10 +370,11 @@ def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: 
     loaded CPU one thread per process is often several times faster than two.
     SIGTERM (and a first Ctrl-C) stop cleanly after the current step, with a checkpoint, like
     max_minutes; resume with ``resume=True``.
+    init_from: a model file (``.safetensors`` from ``export``) whose weights, codebooks and
+    quantizer counters start a NEW run (step 0 of this recipe, fresh optimisers); its config must
+    equal the recipe's [model]. Used to fine-tune a shipped model, e.g. into a GAN phase.
     Raises TrainingError on a non-finite loss (the last good checkpoint stays on disk).
     """
-    from ..model import Codec
-
     t_start = time.monotonic()
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
@@ -390,12 +392,33 @@ def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: 
     last_path, best_path = run_dir / ckpt.LAST, run_dir / ckpt.BEST
     if run_dir.exists() and not run_dir.is_dir():
         raise UsageError(f"--out {run_dir} exists and is not a directory")
+    if resume and init_from is not None:
+        raise UsageError("--init-from starts a new run; it cannot be combined with --resume")
     if resume and not last_path.is_file():
         raise TrainingError(f"cannot resume: {last_path} not found")
     if not resume and last_path.is_file():
         raise UsageError(f"{run_dir} already holds a run; pass --resume or choose another --out")
 
     info = ddp.setup(resolve_device(device))
+    clean = False
+    try:
+        result = _run(recipe, run_dir, info, resume=resume, max_minutes=max_minutes,
+                      progress=progress, t_start=t_start, init_from=init_from)
+        clean = True
+        return result
+    finally:
+        # _run's frame (DDP wrappers, the loader) is gone here, so no collective is still in flight
+        # when the group is destroyed; after a clean run every rank waits for the others first.
+        ddp.teardown(info, synchronize=clean)
+
+
+def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
+         max_minutes: float | None, progress: bool, t_start: float,
+         init_from: Path | None) -> TrainResult:
+    """The training run itself, inside an already joined process group (see :func:`train`)."""
+    from ..model import Codec
+
+    last_path, best_path = run_dir / ckpt.LAST, run_dir / ckpt.BEST
     dev = info.device
     log: RunLog | None = None
     stop = _StopRequest().__enter__()
@@ -423,13 +446,15 @@ def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: 
                 disc.load_state_dict(payload["discriminator"])
                 assert optimizer_d is not None
                 optimizer_d.load_state_dict(payload["optimizer_d"])
-            state.step, state.best_mel = int(payload["step"]), float(payload["best_mel"])
+            state.step, state.best_score = int(payload["step"]), float(payload["best_score"])
             rngs = payload["rng"]
             if len(rngs) == info.world_size:
                 ckpt.restore_rng(rngs[info.rank])
             else:  # resumed with another world size: fresh, rank-distinct streams
                 _seed_everything(recipe.seed + 7919 * state.step + info.rank)
         else:
+            if init_from is not None:
+                _load_initial_weights(model, Path(init_from), recipe)
             _seed_everything(recipe.seed + info.rank)
 
         state.model = ddp.wrap(model, info)
@@ -458,6 +483,7 @@ def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: 
         if info.is_main:
             log.write({"kind": "start", "step": state.step, "time": time.time(), "resume": resume,
                        "world_size": info.world_size, "device": str(dev),
+                       "init_from": str(init_from) if init_from is not None and not resume else None,
                        "model_parameters": sum(p.numel() for p in model.parameters()),
                        "discriminator_parameters": sum(p.numel() for p in disc.parameters())
                        if disc is not None else 0})
@@ -569,13 +595,42 @@ def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: 
                        "peak_memory_mb": _peak_memory_mb(dev), "rank_weight_hashes": hashes})
         if len(set(hashes)) > 1:
             raise TrainingError(f"processes diverged: weights differ across ranks at step {state.step}")
-        return TrainResult(run_dir=run_dir, step=state.step, best_mel=state.best_mel,
+        return TrainResult(run_dir=run_dir, step=state.step, best_score=state.best_score,
                            finished=finished)
     finally:
         stop.__exit__(None, None, None)
         if log is not None:
             log.close()
-        ddp.teardown(info)
+
+
+def _load_initial_weights(model: nn.Module, path: Path, recipe: Recipe) -> None:
+    """Copy an exported model's full state (weights, codebooks, quantizer counters) into ``model``."""
+    from ..errors import ModelError
+    from ..weights import load_model_file
+
+    try:
+        source = load_model_file(path)
+    except ModelError as exc:
+        raise TrainingError(f"--init-from: {exc}") from None
+    ours, theirs = _architecture(recipe.model), _architecture(source.config)
+    if ours != theirs:
+        keys = [k for k in ours if ours[k] != theirs.get(k)]
+        raise TrainingError(f"--init-from {path}: its model differs from the recipe's [model] in "
+                            f"{', '.join(keys)}")
+    model.load_state_dict(source.state_dict(), strict=True)
+
+
+# quantizer settings that only shape training: a fine-tuning recipe may change them
+_TRAINING_ONLY = ("noise_std", "reparam", "dropout", "replace_interval", "dead_min_count",
+                  "replace_source", "warmup_steps", "commitment_weight", "codebook_weight")
+
+
+def _architecture(config: Any) -> dict[str, Any]:
+    """A ModelConfig as a flat dict without its name and training-only quantizer settings."""
+    flat = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("name", "quantizer")}
+    flat.update({f"quantizer.{k}": v for k, v in dataclasses.asdict(config.quantizer).items()
+                 if k not in _TRAINING_ONLY})
+    return flat
 
 
 class _StopRequest:
@@ -650,10 +705,10 @@ def _validate_and_keep_best(state: TrainState, clips: Sequence[torch.Tensor], re
                 scores[f"train_perplexity@stage_{usage.stage}"] = float(usage.perplexity)
             quantizer.reset_usage()
         n_max = max(recipe.validation.n_codebooks)
-        mel = scores[f"mel_distance@{n_max}"]
-        is_best = mel < state.best_mel
+        score = recipe.validation.score(scores)
+        is_best = score < state.best_score
         if is_best:
-            state.best_mel = mel
+            state.best_score = score
         log.write({"kind": "validation", "step": state.step, "time": time.time(), "best": is_best,
                    **scores})
         if log.tb is not None and recipe.validation.audio_samples:
@@ -669,10 +724,10 @@ def _validate_and_keep_best(state: TrainState, clips: Sequence[torch.Tensor], re
         if is_best:
             ckpt.save_checkpoint(best_path, _payload(state, recipe, [ckpt.capture_rng()]))
     ddp.barrier(info)
-    if info.enabled:  # every rank keeps the same best_mel
-        t = torch.tensor([state.best_mel], dtype=torch.float64, device=info.device)
+    if info.enabled:  # every rank keeps the same best_score
+        t = torch.tensor([state.best_score], dtype=torch.float64, device=info.device)
         torch.distributed.broadcast(t, src=0)
-        state.best_mel = float(t.item())
+        state.best_score = float(t.item())
 
 
 def _rank_hashes(state: TrainState, info: ddp.DistInfo) -> list[str]:
@@ -692,7 +747,7 @@ def _payload(state: TrainState, recipe: Recipe, rngs: list[dict[str, Any]]) -> d
     return {
         "recipe": recipe_to_json(recipe),
         "step": state.step,
-        "best_mel": state.best_mel,
+        "best_score": state.best_score,
         "model": ddp.unwrap(state.model).state_dict(),
         "optimizer": state.optimizer.state_dict(),
         "discriminator": disc.state_dict() if disc is not None else {},

@@ -163,17 +163,35 @@ class ScheduleConfig:
 @dataclasses.dataclass(frozen=True)
 class ValidationConfig:
     """What a validation scores: the held-out set decoded at each ``n_codebooks`` value (each bitrate
-    the model serves); PESQ-WB / STOI are optional because they cost CPU time."""
+    the model serves); PESQ-WB / STOI are optional because they cost CPU time. ``best_by`` picks the
+    metric (at the most stages) that decides ``best.pt``: mel_distance, pesq_wb, stoi or si_sdr."""
 
     n_codebooks: tuple[int, ...] = (3, 6, 12)
     pesq: bool = True
     stoi: bool = True
     audio_samples: int = 2
+    best_by: str = "mel_distance"
 
     def __post_init__(self) -> None:
         _check(len(self.n_codebooks) >= 1 and all(n >= 1 for n in self.n_codebooks),
                "validation.n_codebooks", "needs at least one value >= 1")
         _check(self.audio_samples >= 0, "validation.audio_samples", "must be >= 0")
+        _check(self.best_by in _BEST_BY, "validation.best_by",
+               f"must be one of {', '.join(sorted(_BEST_BY))}")
+        _check(self.best_by != "pesq_wb" or self.pesq, "validation.best_by",
+               "pesq_wb needs validation.pesq = true")
+        _check(self.best_by != "stoi" or self.stoi, "validation.best_by",
+               "stoi needs validation.stoi = true")
+
+    def score(self, scores: dict[str, float]) -> float:
+        """The number best.pt minimises: ``best_by`` at the largest ``n_codebooks``, negated for
+        metrics where higher is better (PESQ-WB, STOI, SI-SDR)."""
+        value = scores[f"{self.best_by}@{max(self.n_codebooks)}"]
+        return _BEST_BY[self.best_by] * value
+
+
+# validation metric -> sign that turns it into lower-is-better
+_BEST_BY = {"mel_distance": 1.0, "pesq_wb": -1.0, "stoi": -1.0, "si_sdr": -1.0}
 
 
 @dataclasses.dataclass(frozen=True)
