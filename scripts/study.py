@@ -303,10 +303,11 @@ def evaluate_run(info: RunInfo, device: str, clip_cache: dict[Any, list[Any]]
     import numpy as np
     import torch
 
+    from codec.api import resolve_device
     from codec.eval import metrics
     from codec.model import Codec
     from codec.train import checkpoint as ckpt
-    from codec.train.loop import build_validation_clips, resolve_device
+    from codec.train.batches import build_validation_clips
     from codec.train.recipe import recipe_from_json
 
     payload = ckpt.load_checkpoint(info.run_dir / ckpt.LAST)

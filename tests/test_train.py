@@ -23,7 +23,9 @@ import torch
 from codec.errors import ConfigError, TrainingError, UsageError
 from codec.train import checkpoint as ckpt
 from codec.train import loop
+from codec.train.batches import build_validation_clips
 from codec.train.recipe import load_recipe, recipe_from_json
+from codec.train.validation import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 DEBUG = ROOT / "recipes" / "debug.toml"
@@ -128,14 +130,14 @@ def test_debug_recipe_trains_and_loss_falls(reference_run: Path) -> None:
     assert "usage@stage_0" in validations[-1] and "train_usage@stage_0" in validations[-1]
 
     # the same clips scored with the untrained model (same seed, same init) are worse
-    clips = loop.build_validation_clips(recipe)
+    clips = build_validation_clips(recipe)
     torch.manual_seed(recipe.seed)
     from codec.model import Codec
 
     model = Codec(recipe.model)
-    before = loop.validate(model, clips, recipe, torch.device("cpu"))["mel_distance@4"]
+    before = validate(model, clips, recipe, torch.device("cpu"))["mel_distance@4"]
     model.load_state_dict(_params(reference_run / ckpt.LAST))
-    after = loop.validate(model, clips, recipe, torch.device("cpu"))["mel_distance@4"]
+    after = validate(model, clips, recipe, torch.device("cpu"))["mel_distance@4"]
     assert after < before - 0.2, (before, after)
 
 

@@ -16,27 +16,30 @@ reproduces the uninterrupted one on CPU.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import resource
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from ..errors import DeviceError, TrainingError, UsageError
+from ..api import resolve_device
+from ..errors import TrainingError, UsageError
 from . import checkpoint as ckpt
 from . import distributed as ddp
+from .batches import StepBatchSampler, build_train_data, build_validation_clips, worker_init
+from .gan import build_discriminator, discriminator_loss, generator_losses, split_fmaps
 from .recipe import Recipe, load_recipe, recipe_to_json, recipe_from_json
+from .runlog import RunLog, peak_memory_mb
+from .validation import rng_isolated, validate
 
 LOSS_KEYS = ("total", "mel", "waveform", "adversarial", "feature_matching", "aux", "discriminator")
 
@@ -69,290 +72,6 @@ class TrainResult:
     step: int
     best_score: float  # lower is better: see ValidationConfig.score
     finished: bool  # False when --max-minutes stopped it early
-
-
-# -------------------------------------------------------------------------------------------- data
-
-
-class SyntheticSpeech(Dataset):
-    """A pool of generated speech-like clips (``codec.data.dataset.synth_speechlike``), cropped.
-
-    Item ``index`` is a deterministic crop ``[1, segment_samples]`` float32 (clip and offset derived
-    from the index), so any index range can serve as an endless stream of distinct crops.
-    """
-
-    def __init__(self, n_clips: int, clip_seconds: float, sample_rate: int, segment_samples: int,
-                 seed: int) -> None:
-        from ..data.dataset import synth_speechlike
-
-        self.clips = [np.asarray(synth_speechlike(clip_seconds, sample_rate, seed=seed + i),
-                                 dtype=np.float32).reshape(-1) for i in range(n_clips)]
-        self.segment_samples = segment_samples
-
-    def __len__(self) -> int:
-        return 1 << 30
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        rng = np.random.default_rng(index)
-        clip = self.clips[index % len(self.clips)]
-        start = int(rng.integers(0, max(1, clip.size - self.segment_samples + 1)))
-        crop = clip[start:start + self.segment_samples]
-        crop = np.pad(crop, (0, self.segment_samples - crop.size))
-        return torch.from_numpy(crop.copy()).unsqueeze(0)
-
-
-class StepBatchSampler:
-    """Endless batches of dataset indices; the batch of ``step`` depends only on (seed, rank, step)."""
-
-    def __init__(self, n_items: int, batch_size: int, seed: int, rank: int, start_step: int,
-                 end_step: int) -> None:
-        self.n_items, self.batch_size = n_items, batch_size
-        self.seed, self.rank = seed, rank
-        self.start_step, self.end_step = start_step, end_step
-
-    def __len__(self) -> int:
-        return max(0, self.end_step - self.start_step)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for step in range(self.start_step, self.end_step):
-            words = np.random.SeedSequence([self.seed, self.rank, step]).generate_state(2)
-            rng = np.random.default_rng(words)
-            yield rng.integers(0, self.n_items, size=self.batch_size).tolist()
-
-
-def _worker_init(_: int) -> None:
-    torch.set_num_threads(1)
-    # Ctrl-C / SIGTERM sent to the whole process group must reach only the main process, which stops
-    # cleanly with a checkpoint and then shuts its workers down (they also exit if it dies).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def build_train_data(recipe: Recipe, rank: int) -> Dataset:
-    """The training dataset (real corpus via ``AudioDataset``, or the synthetic pool)."""
-    sr, seg = recipe.model.sample_rate, recipe.segment_samples
-    if recipe.data.synthetic:
-        return SyntheticSpeech(recipe.data.synthetic_clips, recipe.data.synthetic_seconds, sr, seg,
-                               seed=recipe.seed)
-    from ..data.dataset import AudioDataset
-
-    # a large epoch: item i is a pure function of (seed, i), and StepBatchSampler draws the indices
-    return AudioDataset(_sources(recipe), sample_rate=sr, segment_samples=seg, split="train",
-                        seed=recipe.seed, epoch_size=1 << 30)
-
-
-def build_validation_clips(recipe: Recipe) -> list[torch.Tensor]:
-    """Held-out clips, each ``[1, T_i]`` float32 (at most ``data.validation_seconds``; the corpus's
-    ``valid`` split, or generated clips for a synthetic recipe)."""
-    sr = recipe.model.sample_rate
-    hop = recipe.model.hop_length
-    n_samples = max(1, round(recipe.data.validation_seconds * sr / hop)) * hop
-    if recipe.data.synthetic:
-        from ..data.dataset import synth_speechlike
-
-        return [torch.from_numpy(np.asarray(
-            synth_speechlike(n_samples / sr, sr, seed=recipe.seed + 1_000_000 + i),
-            dtype=np.float32).reshape(1, -1)[:, :n_samples].copy())
-            for i in range(recipe.data.validation_items)]
-    from ..data.dataset import ValidationSet
-
-    clips = ValidationSet(_sources(recipe), sample_rate=sr, seconds=recipe.data.validation_seconds,
-                          max_files=recipe.data.validation_items, split="valid")
-    # the mel distance's longest window needs more than 1024 samples
-    return [c.float().reshape(1, -1) for c in (clips[i] for i in range(len(clips)))
-            if c.shape[-1] > 1024]
-
-
-def _sources(recipe: Recipe) -> list[Path]:
-    paths = [Path(s) for s in recipe.data.sources]
-    for i, p in enumerate(paths):
-        if not p.exists():
-            raise TrainingError(f"data.sources[{i}]: {p} not found (build the corpus first)")
-    return paths
-
-
-# ------------------------------------------------------------------------------------------ models
-
-
-def build_discriminator(recipe: Recipe) -> nn.Module:
-    """DAC's multi-period + multi-resolution (+ optional multi-scale) discriminator."""
-    from dac.model.discriminator import Discriminator
-
-    d = recipe.discriminator
-    return Discriminator(rates=list(d.rates), periods=list(d.periods), fft_sizes=list(d.fft_sizes),
-                         sample_rate=recipe.model.sample_rate)
-
-
-def discriminator_loss(d_fake: Sequence[Sequence[torch.Tensor]],
-                       d_real: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
-    """Least-squares GAN loss of the discriminator: sum over sub-discriminators of
-    ``mean(D(fake)^2) + mean((1 - D(real))^2)``; each entry is a list of feature maps, logits last."""
-    loss = d_fake[0][-1].new_zeros((), dtype=torch.float32)
-    for fake, real in zip(d_fake, d_real):
-        loss = loss + fake[-1].float().pow(2).mean() + (1 - real[-1].float()).pow(2).mean()
-    return loss
-
-
-def generator_losses(d_fake: Sequence[Sequence[torch.Tensor]],
-                     d_real: Sequence[Sequence[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(adversarial, feature matching): ``sum mean((1 - D(fake))^2)`` and the L1 between the fake's
-    and the (detached) real's intermediate feature maps, summed over maps and sub-discriminators."""
-    adv = d_fake[0][-1].new_zeros((), dtype=torch.float32)
-    fm = adv.clone()
-    for fake, real in zip(d_fake, d_real):
-        adv = adv + (1 - fake[-1].float()).pow(2).mean()
-        for f, r in zip(fake[:-1], real[:-1]):
-            fm = fm + (f.float() - r.detach().float()).abs().mean()
-    return adv, fm
-
-
-def _split_fmaps(fmaps: Sequence[Sequence[torch.Tensor]], n: int
-                 ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
-    """Feature maps of a discriminator run on ``cat([a, b])`` (batch n each) -> (maps of a, maps of b)."""
-    first = [[m[:n] for m in sub] for sub in fmaps]
-    second = [[m[n:] for m in sub] for sub in fmaps]
-    return first, second
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda if available else cpu; ``cuda`` without a GPU raises DeviceError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise DeviceError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {name!r} requested but CUDA is not available")
-    if device.type not in ("cpu", "cuda"):
-        raise DeviceError(f"device {name!r} is not supported (use cpu or cuda)")
-    return device
-
-
-# -------------------------------------------------------------------------------------- validation
-
-
-@contextlib.contextmanager
-def _rng_isolated() -> Iterator[None]:
-    state = ckpt.capture_rng()
-    try:
-        yield
-    finally:
-        ckpt.restore_rng(state)
-
-
-@torch.no_grad()
-def validate(model: nn.Module, clips: Sequence[torch.Tensor], recipe: Recipe,
-             device: torch.device) -> dict[str, float]:
-    """Score the held-out clips at every ``validation.n_codebooks`` value.
-
-    Returns ``{"mel_distance@N", "si_sdr@N", "pesq_wb@N", "stoi@N"}`` (means over clips) for each N,
-    plus ``usage@stage_k`` / ``perplexity@stage_k`` of the codes the clips got at the largest N.
-    Leaves the model in training mode and the RNG states as they were.
-    """
-    from ..eval import metrics
-
-    sr = recipe.model.sample_rate
-    mel = metrics.MelDistance(sr).to(device)
-    was_training = model.training
-    model.eval()
-    out: dict[str, float] = {}
-    with _rng_isolated():
-        n_max = max(recipe.validation.n_codebooks)
-        for n in recipe.validation.n_codebooks:
-            scores: dict[str, list[float]] = {}
-            all_codes: list[torch.Tensor] = []
-            for clip in clips:
-                x = clip.to(device).unsqueeze(0)  # [1, 1, T]
-                codes = model.encode(x, n_codebooks=n)  # [1, n, F]
-                y = model.decode(codes, length=x.shape[-1]).float()  # [1, 1, T]
-                all_codes.append(codes[0])
-                scores.setdefault("mel_distance", []).append(float(mel(y, x)))
-                ref, deg = x[0, 0].cpu().double().numpy(), y[0, 0].cpu().double().numpy()
-                ref_a, deg_a = metrics.align(ref, deg, max_shift=int(0.05 * sr))
-                scores.setdefault("si_sdr", []).append(metrics.si_sdr(ref_a, deg_a))
-                if recipe.validation.pesq:
-                    scores.setdefault("pesq_wb", []).append(metrics.pesq_wb(ref_a, deg_a, sr))
-                if recipe.validation.stoi:
-                    scores.setdefault("stoi", []).append(metrics.stoi(ref_a, deg_a, sr))
-            for key, values in scores.items():
-                out[f"{key}@{n}"] = float(np.nanmean(values))
-            if n == n_max:
-                codes_max = torch.cat(all_codes, dim=-1)  # [n_max, F_total]
-        size = recipe.model.codebook_size
-        for k in range(codes_max.shape[0]):
-            counts = torch.bincount(codes_max[k].cpu(), minlength=size).double()
-            p = counts / counts.sum()
-            out[f"usage@stage_{k}"] = float((counts > 0).double().mean())
-            out[f"perplexity@stage_{k}"] = float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
-    model.train(was_training)
-    return out
-
-
-# --------------------------------------------------------------------------------------- logging
-
-
-class RunLog:
-    """metrics.jsonl + TensorBoard (if it imports) + a rich progress bar; rank 0 only."""
-
-    def __init__(self, run_dir: Path, enabled: bool, progress: bool, start: int, total: int) -> None:
-        self.enabled = enabled
-        self.jsonl = (run_dir / "metrics.jsonl").open("a", encoding="utf-8") if enabled else None
-        self.tb = None
-        if enabled:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(run_dir / "tb"))
-            except Exception:  # noqa: BLE001 - TensorBoard is optional
-                self.tb = None
-        self.bar = None
-        if enabled and progress:
-            from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeRemainingColumn)
-
-            self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
-                                console=Console(stderr=True))
-            self.task = self.bar.add_task("train", total=total, completed=start, info="")
-            self.bar.start()
-
-    def write(self, record: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        assert self.jsonl is not None
-        self.jsonl.write(json.dumps(record) + "\n")
-        self.jsonl.flush()
-        if self.tb is not None:
-            prefix = record.get("kind", "train")
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and key not in ("step", "time"):
-                    self.tb.add_scalar(f"{prefix}/{key}", value, record["step"])
-
-    def audio(self, tag: str, audio: torch.Tensor, step: int, sample_rate: int) -> None:
-        if self.tb is not None:
-            self.tb.add_audio(tag, audio.reshape(-1).float().cpu().clamp(-1, 1), step, sample_rate)
-
-    def advance(self, step: int, info: str) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, info=info)
-
-    def close(self) -> None:
-        """Stop the bar and close the files (safe to call twice)."""
-        if self.bar is not None:
-            self.bar.stop()
-        if self.jsonl is not None:
-            self.jsonl.close()
-        if self.tb is not None:
-            self.tb.close()
-        self.bar = self.jsonl = self.tb = None
-
-
-def _peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 # ------------------------------------------------------------------------------------------- train
@@ -389,7 +108,7 @@ def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: 
             raise UsageError("--threads must be >= 1")
         torch.set_num_threads(threads)
     run_dir = Path(out)
-    last_path, best_path = run_dir / ckpt.LAST, run_dir / ckpt.BEST
+    last_path = run_dir / ckpt.LAST
     if run_dir.exists() and not run_dir.is_dir():
         raise UsageError(f"--out {run_dir} exists and is not a directory")
     if resume and init_from is not None:
@@ -462,14 +181,14 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
             state.discriminator = ddp.wrap(disc, info)
 
         # --- data (built with the RNG states set aside: resuming must not shift them) -------------
-        with _rng_isolated():
+        with rng_isolated():
             train_set = build_train_data(recipe, info.rank)
             val_clips = build_validation_clips(recipe) if info.is_main else []
         sampler = StepBatchSampler(len(train_set), recipe.data.batch_size, recipe.seed, info.rank,
                                    state.step, recipe.schedule.max_steps)
         workers = recipe.data.num_workers
         loader = DataLoader(train_set, batch_sampler=sampler, num_workers=workers,
-                            worker_init_fn=_worker_init if workers else None,
+                            worker_init_fn=worker_init if workers else None,
                             persistent_workers=False, pin_memory=dev.type == "cuda",
                             generator=torch.Generator().manual_seed(recipe.seed))
 
@@ -516,7 +235,7 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
                     group["lr"] = opt.disc_lr * opt.lr_factor(state.step)
                 with torch.autocast(**amp):
                     fmaps = state.discriminator(torch.cat([y.detach(), x]))
-                d_fake, d_real = _split_fmaps(fmaps, x.shape[0])
+                d_fake, d_real = split_fmaps(fmaps, x.shape[0])
                 losses["discriminator"] = discriminator_loss(d_fake, d_real)
                 optimizer_d.zero_grad(set_to_none=True)
                 losses["discriminator"].backward()
@@ -529,7 +248,7 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
                 with torch.autocast(**amp):
                     fmaps = plain_d(torch.cat([y, x]))
                 plain_d.requires_grad_(True)
-                g_fake, g_real = _split_fmaps(fmaps, x.shape[0])
+                g_fake, g_real = split_fmaps(fmaps, x.shape[0])
                 losses["adversarial"], losses["feature_matching"] = generator_losses(g_fake, g_real)
 
             losses["mel"] = mel_loss(y, x) if weights.mel > 0 else losses["mel"]
@@ -566,7 +285,7 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
                 means = (sums / n_summed).tolist()
                 record = {"kind": "train", "step": state.step, "time": time.time(),
                           "lr": opt.lr * opt.lr_factor(state.step - 1), "gan": use_gan,
-                          "steps_per_s": rate, "peak_memory_mb": _peak_memory_mb(dev),
+                          "steps_per_s": rate, "peak_memory_mb": peak_memory_mb(dev),
                           **dict(zip(LOSS_KEYS, means))}
                 log.write(record)
                 log.advance(state.step, f"{rate:.2f} steps/s  mel {record['mel']:.3f}  "
@@ -592,7 +311,7 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
         hashes = _rank_hashes(state, info)
         if info.is_main:
             log.write({"kind": "stop", "step": state.step, "time": time.time(), "finished": finished,
-                       "peak_memory_mb": _peak_memory_mb(dev), "rank_weight_hashes": hashes})
+                       "peak_memory_mb": peak_memory_mb(dev), "rank_weight_hashes": hashes})
         if len(set(hashes)) > 1:
             raise TrainingError(f"processes diverged: weights differ across ranks at step {state.step}")
         return TrainResult(run_dir=run_dir, step=state.step, best_score=state.best_score,
@@ -712,7 +431,7 @@ def _validate_and_keep_best(state: TrainState, clips: Sequence[torch.Tensor], re
         log.write({"kind": "validation", "step": state.step, "time": time.time(), "best": is_best,
                    **scores})
         if log.tb is not None and recipe.validation.audio_samples:
-            with torch.no_grad(), _rng_isolated():
+            with torch.no_grad(), rng_isolated():
                 model.eval()
                 for i, clip in enumerate(clips[: recipe.validation.audio_samples]):
                     x = clip.to(info.device).unsqueeze(0)

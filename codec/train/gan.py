@@ -1,0 +1,51 @@
+"""The adversarial part of training: DAC's discriminator built from a recipe and the least-squares GAN
+and feature-matching losses (as DAC computes them)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .recipe import Recipe
+
+
+def build_discriminator(recipe: Recipe) -> nn.Module:
+    """DAC's multi-period + multi-resolution (+ optional multi-scale) discriminator."""
+    from dac.model.discriminator import Discriminator
+
+    d = recipe.discriminator
+    return Discriminator(rates=list(d.rates), periods=list(d.periods), fft_sizes=list(d.fft_sizes),
+                         sample_rate=recipe.model.sample_rate)
+
+
+def discriminator_loss(d_fake: Sequence[Sequence[torch.Tensor]],
+                       d_real: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
+    """Least-squares GAN loss of the discriminator: sum over sub-discriminators of
+    ``mean(D(fake)^2) + mean((1 - D(real))^2)``; each entry is a list of feature maps, logits last."""
+    loss = d_fake[0][-1].new_zeros((), dtype=torch.float32)
+    for fake, real in zip(d_fake, d_real):
+        loss = loss + fake[-1].float().pow(2).mean() + (1 - real[-1].float()).pow(2).mean()
+    return loss
+
+
+def generator_losses(d_fake: Sequence[Sequence[torch.Tensor]],
+                     d_real: Sequence[Sequence[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(adversarial, feature matching): ``sum mean((1 - D(fake))^2)`` and the L1 between the fake's
+    and the (detached) real's intermediate feature maps, summed over maps and sub-discriminators."""
+    adv = d_fake[0][-1].new_zeros((), dtype=torch.float32)
+    fm = adv.clone()
+    for fake, real in zip(d_fake, d_real):
+        adv = adv + (1 - fake[-1].float()).pow(2).mean()
+        for f, r in zip(fake[:-1], real[:-1]):
+            fm = fm + (f.float() - r.detach().float()).abs().mean()
+    return adv, fm
+
+
+def split_fmaps(fmaps: Sequence[Sequence[torch.Tensor]], n: int
+                 ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
+    """Feature maps of a discriminator run on ``cat([a, b])`` (batch n each) -> (maps of a, maps of b)."""
+    first = [[m[:n] for m in sub] for sub in fmaps]
+    second = [[m[n:] for m in sub] for sub in fmaps]
+    return first, second
