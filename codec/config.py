@@ -181,10 +181,22 @@ def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
     kwargs = {name: _coerce(hints[name], value, f"{prefix}{name}") for name, value in data.items()}
     try:
         return cls(**kwargs)
-    except ConfigError:
-        raise
+    except ConfigError as exc:
+        raise ConfigError(_rooted(str(exc), prefix)) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _rooted(message: str, prefix: str) -> str:
+    """A validation message of a nested dataclass, its key made absolute: a QuantizerConfig check
+    says ``quantizer.codebook_size``; read under ``model.quantizer.`` that becomes
+    ``model.quantizer.codebook_size``."""
+    if not prefix or message.startswith(prefix):
+        return message
+    parts = prefix.rstrip(".").split(".")
+    if message.startswith(parts[-1] + "."):
+        return ".".join(parts[:-1] + [message]) if len(parts) > 1 else message
+    return prefix + message
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:

@@ -51,3 +51,9 @@ class TrainingError(DiveqError):
     """Training cannot go on (non-finite loss, missing data, an unusable run directory)."""
 
     exit_code = 8
+
+
+class AnchorError(DiveqError):
+    """An anchor codec's command-line tool (``opusenc``, ``c2enc``, ...) is missing or failed."""
+
+    exit_code = 9

@@ -13,9 +13,9 @@ import pytest
 import soundfile
 import torch
 
-from codec.errors import AudioError, UsageError
+from codec.errors import AnchorError, AudioError, UsageError
 from codec.eval import metrics
-from codec.eval.anchors import AnchorError, Codec2Anchor, OpusAnchor, available_anchors
+from codec.eval.anchors import Codec2Anchor, OpusAnchor, available_anchors
 from codec.eval.report import System, evaluate, find_audio_files
 
 SR = 16000

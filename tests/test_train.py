@@ -84,7 +84,9 @@ def test_every_recipe_loads(path: Path) -> None:
 @pytest.mark.parametrize("text, key", [
     ("[optim]\nlrr = 1e-3\n", "optim.lrr"),
     ("[model.quantizer]\ncodebook_size = \"big\"\n", "model.quantizer.codebook_size"),
-    ("[model.quantizer]\ncodebook_size = 1000\n", "quantizer.codebook_size"),
+    ("[model.quantizer]\ncodebook_size = 1000\n", "model.quantizer.codebook_size"),
+    ("[model]\nlatent_dim = 0\n", "model.latent_dim"),
+    ("[validation]\nbest_by = \"loudness\"\n", "validation.best_by"),
     ("[data]\nbatch_size = 0\n", "data.batch_size"),
     ("[schedule]\nmax_steps = 1.5\n", "schedule.max_steps"),
     ("[validation]\nn_codebooks = [3, 24]\n", "validation.n_codebooks"),

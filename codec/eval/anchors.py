@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import DiveqError
+from ..errors import AnchorError
 
 ANCHOR_TOOLS: dict[str, tuple[str, ...]] = {
     "opus": ("opusenc", "opusdec"),
@@ -34,12 +34,6 @@ _OPUSDEC_RATES = (8000, 12000, 16000, 24000, 48000)
 _CODEC2_RATE = 8000
 _TOOL_PACKAGES = {"opusenc": "opus-tools", "opusdec": "opus-tools", "c2enc": "codec2",
                   "c2dec": "codec2", "sox": "sox"}
-
-
-class AnchorError(DiveqError):
-    """An anchor codec's command-line tool is missing or failed."""
-
-    exit_code = 1
 
 
 class AnchorOutput(NamedTuple):
