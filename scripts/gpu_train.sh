@@ -24,7 +24,9 @@
 # GPU_WHEELS (data/gpu_wheels), GPU_RESUME_FROM (data/gpu_run), GPU_BATCH (32), GPU_WORKERS (8),
 # GPU_VAL_INTERVAL (1000), GPU_CKPT_INTERVAL (500), GPU_MAX_STEPS (the recipe's), GPU_THREADS (torch's
 # default), GPU_WORK (/tmp/diveq_gpu: the run directory is GPU_WORK/run), GPU_TOTAL_S (570),
-# GPU_RESERVE_S (60: time kept for start-up, export and copies).
+# GPU_RESERVE_S (60: time kept for start-up, export and copies), GPU_INIT_FROM (a model file that starts
+# a fresh run, e.g. GPU_BASE_RECIPE=recipes/speech16k-cpu-gan.toml
+# GPU_INIT_FROM=codec/pretrained/default.safetensors: the GAN fine-tune of the shipped model).
 # GPU_TRAIN_DEBUG=1: a CPU smoke test at debug scale (recipes/debug.toml, batch 4, 1 worker, 1 thread,
 # validation every 8 steps, checkpoint every 4, device cpu); each setting can still be overridden.
 #   OUT=/tmp/gpu_out GPU_TRAIN_DEBUG=1 PYTHON=.venv/bin/python scripts/gpu_train.sh 0.2
@@ -190,6 +192,10 @@ print(" ".join(bad))' soundfile soxr dac librosa pystoi pesq)
         for f in best.pt metrics.jsonl; do [ -f "$RESUME_FROM/$f" ] && cp "$RESUME_FROM/$f" "$run/"; done
         resume=(--resume)
         echo "resuming from $RESUME_FROM/last.pt"
+    elif [ -n "${GPU_INIT_FROM:-}" ]; then
+        [ -f "$GPU_INIT_FROM" ] || { echo "error: GPU_INIT_FROM=$GPU_INIT_FROM not found"; return 1; }
+        resume=(--init-from "$ROOT/$GPU_INIT_FROM")
+        echo "fine-tuning from $GPU_INIT_FROM"
     fi
     local left train_min hard_s
     left=$((total_s - (SECONDS - t0) - reserve_s))
