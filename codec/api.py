@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from . import audio as audio_io
+from .streaming import (Progress, decode_windows, encode_windows, from_model_rate, model_length,
+                        to_model_rate, window_frames)
 from .errors import AudioError, BitstreamError, ConfigError, DeviceError, ModelError, UsageError
 
 if TYPE_CHECKING:
@@ -42,14 +44,9 @@ if TYPE_CHECKING:
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "pretrained" / "default.safetensors"
 #: Input sample rates accepted (Hz).
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 96000
-#: Seconds of signal coded per window, and seconds of context on each side of a window.
-WINDOW_SECONDS, CONTEXT_SECONDS = 10.0, 1.0
 #: Loudness normalisation: target RMS (-20 dBFS), gain bounds (the stream allows 1e-6..1e6; +40 dB
 #: at most here), peak bound after the gain, and the RMS below which a channel is silent (gain 1).
 TARGET_RMS, MIN_GAIN, MAX_GAIN, PEAK_LIMIT, SILENT_RMS = 0.1, 1e-6, 100.0, 0.99, 1e-5
-
-#: progress(frames_done, frames_total), called after each window.
-Progress = Callable[[int, int], None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,14 +108,6 @@ def load_model(name_or_path: str | os.PathLike[str] | None = None, device: str =
     return load_model_file(path, dev).eval()
 
 
-def _device_of(model: Codec) -> torch.device:
-    import torch
-
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
 @contextlib.contextmanager
 def _eval_mode(model: Codec) -> Iterator[None]:
     """Run in eval mode (deterministic coding), restoring the model's train/eval flag afterwards."""
@@ -139,21 +128,7 @@ def _weights_hash(model: Codec) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Geometry: lengths, windows, gains
-
-
-def model_length(n_samples: int, sample_rate: int, model_sample_rate: int) -> int:
-    """Samples at the model's rate for ``n_samples`` at ``sample_rate``: ceil(n * msr / sr)."""
-    return -(-n_samples * model_sample_rate // sample_rate)
-
-
-def _window_frames(model: Codec, window: int | None, context: int | None) -> tuple[int, int]:
-    rate = model.config.frame_rate
-    w = max(1, round(WINDOW_SECONDS * rate)) if window is None else int(window)
-    c = max(1, math.ceil(CONTEXT_SECONDS * rate)) if context is None else int(context)
-    if w < 1 or c < 0:
-        raise UsageError(f"window must be >= 1 frame and context >= 0 frames, got {w}, {c}")
-    return w, c
+# Rates, gains, stages
 
 
 def _check_rate(sample_rate: int, where: str) -> None:
@@ -205,150 +180,6 @@ def choose_n_codebooks(model: Codec, bitrate_kbps: float | None = None,
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
     return config.n_codebooks
-
-
-# ---------------------------------------------------------------------------------------------
-# Streaming stages (numpy blocks [C, t] in, numpy blocks out)
-
-
-def _fit_length(blocks: Iterable[np.ndarray], channels: int, total: int) -> Iterator[np.ndarray]:
-    """Cut or zero-pad a stream of blocks ``[C, t]`` to exactly ``total`` samples."""
-    done = 0
-    for block in blocks:
-        block = block[:, : total - done]
-        done += block.shape[1]
-        if block.shape[1]:
-            yield block
-    if done < total:
-        yield np.zeros((channels, total - done), dtype=np.float32)
-
-
-def _pieces(blocks: Iterable[np.ndarray],
-            size: int = audio_io.DEFAULT_BLOCK_SIZE) -> Iterator[np.ndarray]:
-    """Split blocks ``[C, t]`` into views of at most ``size`` samples (bounds temporary copies)."""
-    for block in blocks:
-        for start in range(0, block.shape[1], size):
-            yield block[:, start:start + size]
-
-
-def _to_model_rate(blocks: Iterable[np.ndarray], header: StreamHeader) -> Iterator[np.ndarray]:
-    """Input-rate blocks -> gained, model-rate blocks, exactly model_length() samples in all."""
-    gains = np.asarray(header.gains, dtype=np.float32)[:, None]
-    resampler = audio_io.StreamResampler(header.sample_rate, header.model_sample_rate, header.channels)
-    n_in = 0
-
-    def resampled() -> Iterator[np.ndarray]:
-        nonlocal n_in
-        for block in _pieces(blocks):
-            n_in += block.shape[1]
-            yield resampler.process(block * gains)
-        yield resampler.process(np.zeros((header.channels, 0), dtype=np.float32), last=True)
-
-    total = model_length(header.n_samples, header.sample_rate, header.model_sample_rate)
-    yield from _fit_length(resampled(), header.channels, total)
-    if n_in != header.n_samples:
-        raise AudioError(f"the input changed while it was read ({n_in} samples, expected "
-                         f"{header.n_samples})")
-
-
-def _from_model_rate(blocks: Iterable[np.ndarray], header: StreamHeader) -> Iterator[np.ndarray]:
-    """Decoded model-rate blocks -> un-gained blocks at the original rate, exactly n_samples."""
-    gains = np.asarray(header.gains, dtype=np.float32)[:, None]
-    total_model = model_length(header.n_samples, header.sample_rate, header.model_sample_rate)
-    resampler = audio_io.StreamResampler(header.model_sample_rate, header.sample_rate, header.channels)
-
-    def resampled() -> Iterator[np.ndarray]:
-        for block in _pieces(_fit_length(blocks, header.channels, total_model)):
-            yield resampler.process(block / gains)
-        yield resampler.process(np.zeros((header.channels, 0), dtype=np.float32), last=True)
-
-    yield from _fit_length(resampled(), header.channels, header.n_samples)
-
-
-def _encode_windows(model: Codec, blocks: Iterable[np.ndarray], n_samples: int, n_codebooks: int,
-                    window: int, context: int, progress: Progress | None) -> Iterator[np.ndarray]:
-    """Model-rate audio blocks ``[C, t]`` (``n_samples`` in all) -> codes ``[C, K, w]`` per window
-    (w = ``window`` except the last), each window encoded with ``context`` frames on both sides."""
-    import torch
-
-    hop = model.config.hop_length
-    n_frames = -(-n_samples // hop)
-    device = _device_of(model)
-    buf: np.ndarray | None = None
-    buf_start = 0  # sample index of buf[:, 0]
-    frame = 0  # first frame of the next window
-    it = iter(blocks)
-    exhausted = False
-    while frame < n_frames:
-        end_frame = min(frame + window, n_frames)
-        need = min(n_samples, (end_frame + context) * hop)
-        while not exhausted and (buf is None or buf_start + buf.shape[1] < need):
-            try:
-                block = next(it)
-            except StopIteration:
-                exhausted = True
-                break
-            buf = block if buf is None else np.concatenate([buf, block], axis=1)
-        if buf is None or buf_start + buf.shape[1] < need:
-            raise AudioError(f"audio ended early ({0 if buf is None else buf_start + buf.shape[1]} "
-                             f"of {n_samples} samples)")
-        first = max(0, frame - context)
-        segment = np.ascontiguousarray(buf[:, first * hop - buf_start: need - buf_start])
-        with torch.inference_mode():
-            x = torch.from_numpy(segment).to(device)[:, None, :]
-            codes = model.encode(x, n_codebooks=n_codebooks)
-        keep = codes[:, :, frame - first: end_frame - first].to("cpu", torch.int64).numpy()
-        if keep.shape[2] != end_frame - frame:
-            raise RuntimeError(f"model.encode gave {codes.shape[2]} frames for {segment.shape[1]} "
-                               f"samples (hop {hop})")
-        yield keep
-        frame = end_frame
-        drop = max(0, (frame - context) * hop - buf_start)
-        buf, buf_start = buf[:, drop:], buf_start + drop
-        if progress is not None:
-            progress(frame, n_frames)
-    for _ in it:  # consume the rest so the input's length check runs
-        pass
-
-
-def _decode_windows(model: Codec, chunks: Iterable[np.ndarray], n_frames: int, window: int,
-                    context: int, progress: Progress | None) -> Iterator[np.ndarray]:
-    """Codes ``[C, K, t]`` in chunks (``n_frames`` in all) -> model-rate audio ``[C, t * hop]`` per
-    window, each window decoded with ``context`` frames on both sides and trimmed to its centre."""
-    import torch
-
-    hop = model.config.hop_length
-    device = _device_of(model)
-    buf: np.ndarray | None = None
-    buf_start = 0  # frame index of buf[:, :, 0]
-    frame = 0
-    it = iter(chunks)
-    exhausted = False
-    while frame < n_frames:
-        end_frame = min(frame + window, n_frames)
-        need = min(n_frames, end_frame + context)
-        while not exhausted and (buf is None or buf_start + buf.shape[2] < need):
-            try:
-                chunk = next(it)
-            except StopIteration:
-                exhausted = True
-                break
-            chunk = np.asarray(chunk, dtype=np.int64)
-            buf = chunk if buf is None else np.concatenate([buf, chunk], axis=2)
-        if buf is None or buf_start + buf.shape[2] < need:
-            raise BitstreamError(f"stream ended early ({0 if buf is None else buf_start + buf.shape[2]} "
-                                 f"of {n_frames} frames)")
-        first = max(0, frame - context)
-        segment = np.ascontiguousarray(buf[:, :, first - buf_start: need - buf_start])
-        with torch.inference_mode():
-            audio = model.decode(torch.from_numpy(segment).to(device))
-        start = (frame - first) * hop
-        yield audio[:, 0, start: start + (end_frame - frame) * hop].float().cpu().numpy()
-        frame = end_frame
-        drop = max(0, frame - context - buf_start)
-        buf, buf_start = buf[:, :, drop:], buf_start + drop
-        if progress is not None:
-            progress(frame, n_frames)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,7 +273,7 @@ def _encode_to(f: BinaryIO, model: Codec, blocks: Callable[[], Iterable[np.ndarr
     gains = _gains(stats.sum_sq, stats.peak, stats.n_samples)
     header = _make_header(model, sample_rate, channels, stats.n_samples, n_codebooks, gains, window)
     n_model = model_length(header.n_samples, sample_rate, header.model_sample_rate)
-    chunks = _encode_windows(model, _to_model_rate(blocks(), header), n_model, n_codebooks, window,
+    chunks = encode_windows(model, to_model_rate(blocks(), header), n_model, n_codebooks, window,
                              context, progress)
     write_stream(f, header, chunks)
     return header
@@ -459,7 +290,7 @@ def compress(model: Codec, audio: Any, sample_rate: int, *, bitrate_kbps: float 
     x = _as_audio(audio)
     _check_rate(int(sample_rate), "audio")
     n = choose_n_codebooks(model, bitrate_kbps, n_codebooks)
-    w, c = _window_frames(model, window, context)
+    w, c = window_frames(model, window, context)
     stats = _Stats(x.shape[0])
     stats.add(x)
     buf = io.BytesIO()
@@ -473,9 +304,9 @@ def _decode_blocks(f: BinaryIO, header: StreamHeader, model: Codec, window: int 
     from .bitstream import iter_chunks
 
     check_stream_model(header, model)
-    w, c = _window_frames(model, window, context)
+    w, c = window_frames(model, window, context)
     chunks = _checked_chunks(iter_chunks(f, header), header)
-    return _from_model_rate(_decode_windows(model, chunks, header.n_frames, w, c, progress), header)
+    return from_model_rate(decode_windows(model, chunks, header.n_frames, w, c, progress), header)
 
 
 def decompress(data: bytes, model: Codec | None = None, *, window: int | None = None,
@@ -505,7 +336,7 @@ def encode_file(model: Codec, in_path: str | os.PathLike[str], out_path: str | o
     The output is written atomically and an existing one is kept unless ``force``. Returns the header.
     """
     n = choose_n_codebooks(model, bitrate_kbps, n_codebooks)
-    w, c = _window_frames(model, window, context)
+    w, c = window_frames(model, window, context)
     audio_io.check_output(out_path, force)
     info = audio_io.audio_info(in_path)
     _check_rate(info.sample_rate, str(in_path))
