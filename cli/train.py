@@ -40,10 +40,10 @@ def train_command(
 
     result = train(recipe, out, resume=resume, max_steps=max_steps, max_minutes=max_minutes,
                    device=device, threads=threads, progress=progress, init_from=init_from)
-    state = "finished" if result.finished else "stopped (time limit; continue with --resume)"
+    state = ("finished" if result.finished
+             else "stopped early (time limit or signal; continue with --resume)")
     typer.echo(f"{state} at step {result.step}; best validation score {result.best_score:.4f} "
-               "(lower is better); "
-               f"checkpoints in {result.run_dir}", err=True)
+               f"(lower is better); checkpoints in {result.run_dir}", err=True)
 
 
 def export_command(

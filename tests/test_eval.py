@@ -359,3 +359,18 @@ def test_cli_eval_bad_reference_dir(tmp_path: Path, cli_app) -> None:
     (tmp_path / "empty").mkdir()
     result = runner.invoke(cli_app, ["eval", str(tmp_path / "empty"), "--device", "cpu"])
     assert result.exit_code == AudioError.exit_code and "no .wav" in result.output
+
+
+@pytest.mark.parametrize("shift", [0, 160, -120])
+def test_align_uses_envelopes_when_the_waveform_is_unrelated(speech: np.ndarray, shift: int) -> None:
+    # the speech's STFT magnitude with random phase: same envelope, uncorrelated waveform
+    x = torch.from_numpy(speech.astype(np.float64))
+    window = torch.hann_window(320, dtype=torch.float64)
+    spec = torch.stft(x, 320, 80, 320, window, return_complex=True)
+    phase = torch.rand(spec.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    scrambled = torch.istft(torch.polar(spec.abs(), 2 * torch.pi * phase), 320, 80, 320, window,
+                            length=x.shape[0]).numpy()
+    deg = np.concatenate([np.zeros(shift), scrambled])[: len(speech)] if shift >= 0 else scrambled[-shift:]
+    a, b = metrics.align(speech, deg, max_shift=800)
+    found = len(speech) - len(a) if shift >= 0 else -(len(speech) - len(b))
+    assert abs(found - shift) <= 32, found  # within 2 ms at 16 kHz

@@ -164,12 +164,22 @@ class MelDistance(nn.Module):
 # ------------------------------------------------------------------------------------- alignment
 
 
-def align(ref: np.ndarray, deg: np.ndarray, max_shift: int) -> tuple[np.ndarray, np.ndarray]:
+#: Below this normalised waveform correlation the waveforms are unrelated (a codec that does not keep
+#: phase) and the lag comes from the energy envelopes instead.
+WAVEFORM_MATCH = 0.3
+
+
+def align(ref: np.ndarray, deg: np.ndarray, max_shift: int,
+          envelope_window: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Undo a delay between ``deg`` and ``ref`` and trim both to their overlap.
 
     Finds the lag ``L`` in ``[-max_shift, max_shift]`` that maximises the cross-correlation
-    ``sum_n deg[n + L] * ref[n]`` (one FFT), then returns ``(ref[a:], deg[b:])`` cut to equal
-    length, with ``b - a = L`` (``L > 0``: ``deg`` lags ``ref``).
+    ``sum_n deg[n + L] * ref[n]`` of the waveforms. When even that best correlation, normalised by
+    the signals' energies, is below :data:`WAVEFORM_MATCH` (the waveforms are unrelated, e.g. a
+    codec that synthesises its own phase), the waveform peak is noise and ``L`` maximises the
+    correlation of the energy envelopes (power smoothed over ``envelope_window`` samples, mean
+    removed) instead. Returns ``(ref[a:], deg[b:])`` cut to equal length, with ``b - a = L``
+    (``L > 0``: ``deg`` lags ``ref``).
 
     ref: ``[T1]``, deg: ``[T2]``; returns two views of equal length ``[T]``.
     """
@@ -181,15 +191,31 @@ def align(ref: np.ndarray, deg: np.ndarray, max_shift: int) -> tuple[np.ndarray,
     max_pos = min(max_shift, deg.shape[0] - 1)
     max_neg = min(max_shift, ref.shape[0] - 1)
     if (max_pos > 0 or max_neg > 0) and ref.shape[0] and deg.shape[0]:
-        n_fft = 1 << (ref.shape[0] + deg.shape[0] - 2).bit_length()  # power of two >= T1 + T2 - 1
-        spectrum = np.fft.rfft(deg.astype(np.float64), n_fft) * np.conj(
-            np.fft.rfft(ref.astype(np.float64), n_fft))
-        corr = np.fft.irfft(spectrum, n_fft)  # corr[L mod n_fft] = sum_n deg[n + L] ref[n]
         lags = np.arange(-max_neg, max_pos + 1)
-        lag = int(lags[np.argmax(corr[lags % n_fft])])
+        r, d = ref.astype(np.float64), deg.astype(np.float64)
+        corr = _cross_correlation(r, d, lags)
+        energy = math.sqrt(float(np.dot(r, r)) * float(np.dot(d, d)))
+        best = int(np.argmax(corr))
+        if energy > 0 and corr[best] / energy < WAVEFORM_MATCH:
+            best = int(np.argmax(_cross_correlation(_envelope(r, envelope_window),
+                                                    _envelope(d, envelope_window), lags)))
+        lag = int(lags[best])
     start_ref, start_deg = (0, lag) if lag >= 0 else (-lag, 0)
     length = max(0, min(ref.shape[0] - start_ref, deg.shape[0] - start_deg))
     return ref[start_ref:start_ref + length], deg[start_deg:start_deg + length]
+
+
+def _cross_correlation(ref: np.ndarray, deg: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """``sum_n deg[n + L] * ref[n]`` for each L in ``lags`` (one FFT)."""
+    n_fft = 1 << (ref.shape[0] + deg.shape[0] - 2).bit_length()  # power of two >= T1 + T2 - 1
+    spectrum = np.fft.rfft(deg, n_fft) * np.conj(np.fft.rfft(ref, n_fft))
+    return np.fft.irfft(spectrum, n_fft)[lags % n_fft]
+
+
+def _envelope(x: np.ndarray, window: int) -> np.ndarray:
+    """Power smoothed by a ``window``-sample moving average, mean removed; ``[T]`` -> ``[T]``."""
+    power = np.convolve(x * x, np.full(max(1, window), 1.0 / max(1, window)), mode="same")
+    return power - power.mean()
 
 
 # ----------------------------------------------------------------------------------------- metrics
