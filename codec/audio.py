@@ -178,6 +178,14 @@ def check_output(path: str | os.PathLike[str], force: bool = False) -> Path:
     return target
 
 
+def default_file_mode() -> int:
+    """Permission bits of a file created normally here (0o666 minus the umask): temporary files are
+    created 0o600, so an atomically written output gets these before it is renamed into place."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
     """Write a file atomically: yields a temporary path in the same folder; on success it is flushed
@@ -205,6 +213,7 @@ def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator
             os.close(fd)
         if target.exists() and not force:
             raise UsageError(f"output exists: {target} (use --force to overwrite)")
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .audio import default_file_mode
 from .config import ModelConfig, from_dict, to_dict
 from .errors import ConfigError, ModelError
 from .model import Codec
@@ -66,9 +67,7 @@ def save_model(model: Codec, path: str | Path) -> str:
         os.close(fd)
         try:
             writer(tmp)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+            os.chmod(tmp, default_file_mode())
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -128,6 +128,10 @@ def test_round_trip(tmp_path: Path, files: dict[str, Path]) -> None:
     out = sf.info(str(back))
     assert (out.samplerate, out.channels, out.frames, out.subtype) == (44100, 2, 66150, "PCM_16")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["back.wav", "x.dvq", "x2.dvq"]
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (dvq, back):  # outputs get normal permissions, not the temporary file's 0o600
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_folders(tmp_path: Path, files: dict[str, Path]) -> None:

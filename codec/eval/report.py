@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..audio import default_file_mode
 from ..errors import AudioError, UsageError
 from .metrics import score
 
@@ -290,6 +291,7 @@ def _write_plot(path: Path, results: Results) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             figure.savefig(handle, format="png")
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -302,6 +304,7 @@ def _write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..audio import default_file_mode
 from ..errors import TrainingError
 
 FORMAT = "diveq-codec-checkpoint/1"
@@ -75,6 +76,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
             torch.save({"format": FORMAT, **payload}, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
