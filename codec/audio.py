@@ -178,7 +178,7 @@ def check_output(path: str | os.PathLike[str], force: bool = False) -> Path:
     return target
 
 
-def default_file_mode() -> int:
+def _default_file_mode() -> int:
     """Permission bits of a file created normally here (0o666 minus the umask): temporary files are
     created 0o600, so an atomically written output gets these before it is renamed into place."""
     umask = os.umask(0)
@@ -192,7 +192,9 @@ def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator
     to disk and renamed to ``path``; on any error (KeyboardInterrupt included) it is removed.
 
     An existing ``path`` is refused with UsageError unless ``force`` (checked before any work and again
-    before the rename); the original file is untouched until the rename.
+    before the rename); the original file is untouched until the rename. The file ends up with the
+    permissions of a normally created one (0o666 minus the umask). Every file the project writes
+    (audio, streams, models, checkpoints, eval reports) goes through here.
     """
     target = check_output(path, force)
     folder = target.parent
@@ -213,7 +215,7 @@ def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator
             os.close(fd)
         if target.exists() and not force:
             raise UsageError(f"output exists: {target} (use --force to overwrite)")
-        os.chmod(tmp, default_file_mode())
+        os.chmod(tmp, _default_file_mode())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

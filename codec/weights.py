@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .audio import default_file_mode
+from .audio import atomic_output
 from .config import ModelConfig, from_dict, to_dict
 from .errors import ConfigError, ModelError
 from .model import Codec
@@ -63,15 +61,8 @@ def save_model(model: Codec, path: str | Path) -> str:
     for target, writer in ((path, lambda p: save_file(state, str(p), metadata=meta)),
                            (path.with_suffix(".json"),
                             lambda p: Path(p).write_text(json.dumps(model_card(model, digest), indent=2)))):
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        os.close(fd)
-        try:
+        with atomic_output(target, force=True) as tmp:
             writer(tmp)
-            os.chmod(tmp, default_file_mode())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     model.weights_hash = digest
     return digest
 

@@ -246,7 +246,7 @@ def test_report_writes_markdown_json_and_plot(tmp_path: Path) -> None:
     assert data["systems"][2]["mean"]["pesq_wb"] is None
     assert len(data["systems"][0]["files"]) == 2
     assert (out / "rate_quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
     with pytest.raises(UsageError, match="exists"):
         evaluate(files, systems[:1], out)

@@ -17,15 +17,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..audio import default_file_mode
+from ..audio import atomic_output
 from ..errors import AudioError, UsageError
 from .metrics import score
 
@@ -287,28 +285,14 @@ def _write_plot(path: Path, results: Results) -> None:
     axes.grid(True, alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format="png")
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, force=True) as tmp:
+        figure.savefig(tmp, format="png")
 
 
 def _write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temp file in the same directory + rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, force=True) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _nan_to_none(value: Any) -> Any:

@@ -18,16 +18,14 @@ is their whole state. Files are written atomically: temp file in the same folder
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..audio import default_file_mode
+from ..audio import atomic_output
 from ..errors import TrainingError
 
 FORMAT = "diveq-codec-checkpoint/1"
@@ -70,17 +68,8 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` (see the module docstring) to ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save({"format": FORMAT, **payload}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, force=True) as tmp:
+        torch.save({"format": FORMAT, **payload}, tmp)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
