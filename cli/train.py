@@ -33,7 +33,7 @@ def train_command(
                                            help="Show a progress bar.")] = True,
     init_from: Annotated[Optional[Path], typer.Option(
         "--init-from", help="Start a new run from an exported model's weights (fine-tuning); its "
-                            "config must match the recipe's [model].")] = None,
+                            "architecture must match the recipe's [model].")] = None,
 ) -> None:
     """Train a codec from a recipe; metrics go to RUN_DIR/metrics.jsonl and RUN_DIR/tb."""
     from codec.train.loop import train

@@ -90,8 +90,9 @@ def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: 
     SIGTERM (and a first Ctrl-C) stop cleanly after the current step, with a checkpoint, like
     max_minutes; resume with ``resume=True``.
     init_from: a model file (``.safetensors`` from ``export``) whose weights, codebooks and
-    quantizer counters start a NEW run (step 0 of this recipe, fresh optimisers); its config must
-    equal the recipe's [model]. Used to fine-tune a shipped model, e.g. into a GAN phase.
+    quantizer counters start a NEW run (step 0 of this recipe, fresh optimisers); its architecture
+    must match the recipe's [model] (training-only quantizer settings may differ). Used to fine-tune
+    a shipped model, e.g. into a GAN phase.
     Raises TrainingError on a non-finite loss (the last good checkpoint stays on disk).
     """
     t_start = time.monotonic()
@@ -202,7 +203,7 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
         if info.is_main:
             log.write({"kind": "start", "step": state.step, "time": time.time(), "resume": resume,
                        "world_size": info.world_size, "device": str(dev),
-                       "init_from": str(init_from) if init_from is not None and not resume else None,
+                       "init_from": str(init_from) if init_from is not None else None,
                        "model_parameters": sum(p.numel() for p in model.parameters()),
                        "discriminator_parameters": sum(p.numel() for p in disc.parameters())
                        if disc is not None else 0})
