@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import math
 import operator
 import re
 import struct
@@ -27,6 +26,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from .bitpack import MAX_BITS, pack_codes, pack_valid_codes, unpack_codes
 from .errors import BitstreamError
 
 MAGIC = b"DVQC"
@@ -47,7 +47,6 @@ MAX_SAMPLE_RATE = 768000        # Hz, both rates; the minimum is MIN_SAMPLE_RATE
 MIN_SAMPLE_RATE = 1000
 MAX_CHANNELS = 64
 MAX_CODEBOOKS = 64
-MAX_BITS = 16                   # codebook_size <= 65536
 MAX_HOP_LENGTH = 65536
 MAX_CHUNK_FRAMES = 65536
 MAX_CHUNK_CODES = 1 << 22       # channels * n_codebooks * chunk_frames
@@ -227,90 +226,6 @@ def _validate(h: StreamHeader) -> None:
                    f"(expected about {expected:.1f} frames)")
 
 
-# ----------------------------------------------------------------------------------- bit packing
-
-def _check_bits(bits: int) -> None:
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= MAX_BITS:
-        raise BitstreamError(f"bits per code must be an integer in 1..{MAX_BITS}, got {bits!r}")
-
-
-def _group(bits: int) -> tuple[int, int]:
-    """Codes per byte-aligned group and the group's bytes: lcm(bits, 8) bits."""
-    codes = 8 // math.gcd(bits, 8)
-    return codes, codes * bits // 8
-
-
-def pack_codes(values: np.ndarray, bits: int) -> bytes:
-    """Pack integer codes (any shape, flattened in C order) at ``bits`` bits each, MSB first.
-
-    The last byte is padded with zero bits. Raises :class:`BitstreamError` for non-integer arrays and
-    codes outside ``0 .. 2**bits - 1``. Output length: ``ceil(values.size * bits / 8)`` bytes.
-    """
-    _check_bits(bits)
-    flat = np.asarray(values).reshape(-1)
-    if flat.dtype.kind not in "iu":
-        raise BitstreamError(f"codes must be integers, got dtype {flat.dtype}")
-    if flat.size == 0:
-        return b""
-    if flat.min() < 0 or flat.max() >= 1 << bits:
-        bad = flat[np.flatnonzero((flat < 0) | (flat >= 1 << bits))[0]]
-        raise BitstreamError(f"code {int(bad)} is out of range 0..{(1 << bits) - 1} ({bits} bits)")
-    return _pack(flat, bits)
-
-
-def _pack(flat: np.ndarray, bits: int) -> bytes:
-    """:func:`pack_codes` of validated codes ``[N]`` (N >= 1)."""
-    if bits in (8, 16):
-        return flat.astype(np.uint8 if bits == 8 else ">u2").tobytes()
-    size = (flat.size * bits + 7) // 8
-    per_group, group_bytes = _group(bits)
-    if group_bytes > 8:  # odd bits 9..15: through a [N, bits] matrix of single bits
-        big_endian = flat.astype(">u2").view(np.uint8)
-        return np.packbits(np.unpackbits(big_endian).reshape(-1, 16)[:, 16 - bits:]).tobytes()
-    # each group of codes -> one uint64 holding group_bytes big-endian bytes (zero codes pad the end)
-    padded = np.zeros(-(-flat.size // per_group) * per_group, dtype=np.uint64)
-    padded[:flat.size] = flat
-    groups = padded.reshape(-1, per_group)
-    words = np.zeros(len(groups), dtype=np.uint64)
-    for i in range(per_group):
-        words |= groups[:, i] << np.uint64(bits * (per_group - 1 - i))
-    packed = words.astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - group_bytes:]
-    return packed.tobytes()[:size]
-
-
-def unpack_codes(data: bytes, bits: int, count: int) -> np.ndarray:
-    """Inverse of :func:`pack_codes`: ``count`` codes of ``bits`` bits from ``data`` -> int64 ``[count]``.
-
-    ``data`` must be exactly ``ceil(count * bits / 8)`` bytes; padding bits are ignored.
-    """
-    _check_bits(bits)
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise BitstreamError(f"code count must be an integer >= 0, got {count!r}")
-    count = int(count)
-    need = (count * bits + 7) // 8
-    if len(data) != need:
-        raise BitstreamError(f"{count} codes of {bits} bits need {need} bytes, got {len(data)}")
-    if bits in (8, 16):
-        return np.frombuffer(data, dtype=np.uint8 if bits == 8 else ">u2").astype(np.int64)
-    raw = np.frombuffer(data, dtype=np.uint8)
-    per_group, group_bytes = _group(bits)
-    if group_bytes > 8:
-        bit_matrix = np.zeros((count, 16), dtype=np.uint8)
-        bit_matrix[:, 16 - bits:] = np.unpackbits(raw, count=count * bits).reshape(count, bits)
-        return np.packbits(bit_matrix).view(">u2").astype(np.int64)
-    n_groups = -(-count // per_group)
-    padded = np.zeros(n_groups * group_bytes, dtype=np.uint8)
-    padded[:len(raw)] = raw
-    words8 = np.zeros((n_groups, 8), dtype=np.uint8)
-    words8[:, 8 - group_bytes:] = padded.reshape(n_groups, group_bytes)
-    words = words8.view(">u8")[:, 0].astype(np.uint64)
-    codes = np.empty((n_groups, per_group), dtype=np.int64)
-    mask = np.uint64((1 << bits) - 1)
-    for i in range(per_group):
-        codes[:, i] = (words >> np.uint64(bits * (per_group - 1 - i))) & mask
-    return codes.reshape(-1)[:count]
-
-
 # ---------------------------------------------------------------------------------------- writing
 
 def _header_bytes(header: StreamHeader) -> bytes:
@@ -337,7 +252,7 @@ def _chunk_payload(header: StreamHeader, chunk: Any, index: int) -> tuple[int, b
         raise BitstreamError(f"chunk {index}: code {int(codes[channel, stage, frame])} at channel "
                              f"{channel}, stage {stage}, frame {frame} is out of range "
                              f"0..{header.codebook_size - 1}")
-    return expected, _pack(codes.reshape(-1), header.bits_per_code)
+    return expected, pack_valid_codes(codes.reshape(-1), header.bits_per_code)
 
 
 def write_stream(f: BinaryIO, header: StreamHeader, chunks: Iterable[np.ndarray]) -> int:
