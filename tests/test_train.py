@@ -340,3 +340,17 @@ def test_best_checkpoint_by_pesq(tmp_path: Path, one_thread) -> None:
         dataclasses.replace(recipe.validation, best_by="pesq_wb", pesq=False)
     with pytest.raises(ConfigError, match="validation.best_by"):
         dataclasses.replace(recipe.validation, best_by="loudness")
+
+
+def test_phase_loss_term_is_logged_and_weighted(tmp_path: Path, one_thread) -> None:
+    recipe = load_recipe(DEBUG)
+    recipe = recipe.replace(loss=dataclasses.replace(recipe.loss, phase=2.0))
+    loop.train(recipe, tmp_path, progress=False, max_steps=4)
+    records = _records(tmp_path, "train")
+    assert records and all(r["phase"] > 0 for r in records)
+    # total = mel + phase terms (mel-only until the debug recipe's GAN step; DiVeQ has no aux loss)
+    for r in records:
+        expected = recipe.loss.mel * r["mel"] + 2.0 * r["phase"] + recipe.loss.aux * r["aux"]
+        assert r["total"] == pytest.approx(expected, rel=1e-4)
+    loop.train(DEBUG, tmp_path / "plain", progress=False, max_steps=2)  # phase = 0: not computed
+    assert all(r["phase"] == 0.0 for r in _records(tmp_path / "plain", "train"))

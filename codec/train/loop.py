@@ -2,8 +2,9 @@
 
 One step (DAC's recipe): the codec reconstructs a batch; from ``schedule.gan_start_step`` on, the
 discriminator first takes a least-squares GAN step on (real, detached fake), then the codec takes a
-step on ``mel * L_mel + waveform * L1 + adversarial * L_adv + feature_matching * L_fm + aux * aux_loss``
-(weights from ``recipe.loss``). Before ``gan_start_step`` the discriminator is not run at all.
+step on ``mel * L_mel + waveform * L1 + phase * L_phase + adversarial * L_adv + feature_matching * L_fm
++ aux * aux_loss`` (weights from ``recipe.loss``). Before ``gan_start_step`` the discriminator is not
+run at all.
 
 Run directory (``--out``): ``recipe.json`` (resolved recipe), ``metrics.jsonl`` (one JSON object per
 log line / validation), ``last.pt`` / ``best.pt`` (:mod:`codec.train.checkpoint`), ``tb/`` (TensorBoard,
@@ -37,11 +38,13 @@ from . import checkpoint as ckpt
 from . import distributed as ddp
 from .batches import StepBatchSampler, build_train_data, build_validation_clips, worker_init
 from .gan import build_discriminator, discriminator_loss, generator_losses, split_fmaps
+from .phase import PhaseLoss
 from .recipe import Recipe, load_recipe, recipe_to_json, recipe_from_json
 from .runlog import RunLog, peak_memory_mb
 from .validation import rng_isolated, validate
 
-LOSS_KEYS = ("total", "mel", "waveform", "adversarial", "feature_matching", "aux", "discriminator")
+LOSS_KEYS = ("total", "mel", "waveform", "phase", "adversarial", "feature_matching", "aux",
+             "discriminator")
 
 
 # ------------------------------------------------------------------------------------------- state
@@ -209,6 +212,7 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
                        if disc is not None else 0})
 
         mel_loss = _mel_loss(recipe).to(dev)
+        phase_loss = PhaseLoss().to(dev) if recipe.loss.phase > 0 else None
         weights = recipe.loss
         sched = recipe.schedule
         amp = dict(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
@@ -255,9 +259,11 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
             losses["mel"] = mel_loss(y, x) if weights.mel > 0 else losses["mel"]
             if weights.waveform > 0:
                 losses["waveform"] = (y - x).abs().mean()
+            if phase_loss is not None:
+                losses["phase"] = phase_loss(y, x)
             losses["aux"] = output.aux_loss.float()
             total = (weights.mel * losses["mel"] + weights.waveform * losses["waveform"]
-                     + weights.aux * losses["aux"])
+                     + weights.phase * losses["phase"] + weights.aux * losses["aux"])
             if use_gan:
                 total = (total + weights.adversarial * losses["adversarial"]
                          + weights.feature_matching * losses["feature_matching"])

@@ -102,6 +102,8 @@ class LossConfig:
     """Generator loss weights (DAC: mel 15, adversarial 1, feature matching 2).
 
     mel: multi-scale log-mel L1 (``codec.eval.metrics.MelDistance``). waveform: L1 on samples (0 = off).
+    phase: ``codec.train.phase.PhaseLoss`` (absolute phase, group delay and instantaneous frequency
+    distances; 0 = off).
     adversarial / feature_matching: least-squares GAN and discriminator feature L1, from
     ``schedule.gan_start_step`` on. aux: multiplier of the model's own ``aux_loss`` (STE commitment +
     codebook losses, already weighted inside the model; 0 for DiVeQ).
@@ -109,12 +111,13 @@ class LossConfig:
 
     mel: float = 15.0
     waveform: float = 0.0
+    phase: float = 0.0
     adversarial: float = 1.0
     feature_matching: float = 2.0
     aux: float = 1.0
 
     def __post_init__(self) -> None:
-        for key in ("mel", "waveform", "adversarial", "feature_matching", "aux"):
+        for key in ("mel", "waveform", "phase", "adversarial", "feature_matching", "aux"):
             _check(getattr(self, key) >= 0, f"loss.{key}", "must be >= 0")
 
     def as_dict(self) -> dict[str, float]:
