@@ -57,6 +57,7 @@ HIGHER_IS_BETTER = {"pesq_wb": True, "stoi": True, "mel_distance": False, "si_sd
 TESTED = ("pesq_wb", "mel_distance")
 PESQ_BAR = 1.5
 ALPHA = 0.05
+COLLAPSE_USAGE = 0.01  # a finished run using < 1 % of its codes on held-out clips has collapsed
 
 
 # =========================================================================================== arms
@@ -419,9 +420,27 @@ def operating_point(rows: Sequence[dict[str, Any]], target_kbps: float) -> int:
     return max(below) if below else min(by_n)
 
 
+def collapsed_seeds(rows: Sequence[dict[str, Any]]) -> dict[str, list[int]]:
+    """Per method, the seeds whose model collapsed: mean codebook usage on the held-out clips below
+    COLLAPSE_USAGE at the largest evaluated n_codebooks (the encoder output went constant over time,
+    so every frame gets the same codes; such a run scores like a codec that transmits nothing)."""
+    n_max = max(int(r["n_codebooks"]) for r in rows)
+    out: dict[str, list[int]] = {}
+    for r in rows:
+        out.setdefault(r["method"], [])
+        usage = float(r.get("codebook_usage", math.nan))
+        if int(r["n_codebooks"]) == n_max and math.isfinite(usage) and usage < COLLAPSE_USAGE:
+            out[r["method"]].append(int(r["seed"]))
+    return {m: sorted(seeds) for m, seeds in out.items()}
+
+
 def conclusion(rows: Sequence[dict[str, Any]], tests: Sequence[dict[str, Any]], baseline: str,
-               target_kbps: float, quantizers: dict[str, tuple[str, str]]) -> list[str]:
-    """Plain-language paragraphs generated from the numbers (see the module docstring)."""
+               target_kbps: float, quantizers: dict[str, tuple[str, str]],
+               failed: dict[str, list[int]] | None = None) -> list[str]:
+    """Plain-language paragraphs generated from the numbers (see the module docstring).
+
+    failed: per method, the seeds whose training stopped on an error (e.g. a non-finite loss).
+    """
     from codec.config import QuantizerConfig
 
     lines: list[str] = []
@@ -457,6 +476,34 @@ def conclusion(rows: Sequence[dict[str, Any]], tests: Sequence[dict[str, Any]], 
                      "enough to compare quantizers, so the differences below are NOT evidence for or "
                      "against DiVeQ; the study has to be rerun at a larger scale (more steps, a GAN "
                      "phase, or on a GPU) before it can choose defaults.")
+    collapsed = collapsed_seeds(rows)
+    failed = failed or {}
+    if any(collapsed.values()) or any(failed.values()):
+        parts = []
+        for m in sorted(set(methods) | set(failed)):
+            bad_c, bad_f = collapsed.get(m, []), failed.get(m, [])
+            total = counts.get(m, 0) + len(bad_f)
+            part = f"`{m}` {len(bad_c)}/{total} collapsed"
+            if bad_f:
+                part += f" and {len(bad_f)}/{total} diverged"
+            parts.append(part)
+        lines.append("**Training failures** (collapse: held-out code usage < "
+                     f"{100 * COLLAPSE_USAGE:g} % at the most stages; diverged: a non-finite loss "
+                     "stopped the run): " + "; ".join(parts) + ". A collapsed run is kept in the "
+                     "means and tests, so they measure how reliably each arm trains as much as "
+                     "how well it codes.")
+        healthy = []
+        for m in methods:
+            vals = [(float(r["pesq_wb"]), float(r["mel_distance"])) for r in rows
+                    if r["method"] == m and int(r["n_codebooks"]) == n_op
+                    and int(r["seed"]) not in collapsed.get(m, [])]
+            if vals:
+                p_ms, d_ms = mean_std([v[0] for v in vals]), mean_std([v[1] for v in vals])
+                healthy.append(f"`{m}` PESQ-WB {_pm(*p_ms, 3)}, mel {_pm(*d_ms, 3)} "
+                               f"(n = {len(vals)})")
+            else:
+                healthy.append(f"`{m}`: every run collapsed")
+        lines.append(f"Without the collapsed runs, at {at}: " + "; ".join(healthy) + ".")
     if baseline not in methods:
         lines.append(f"The baseline arm `{baseline}` has no finished runs: no t-test was possible.")
     n_min = min(counts.values())
@@ -467,6 +514,9 @@ def conclusion(rows: Sequence[dict[str, Any]], tests: Sequence[dict[str, Any]], 
         lines.append(f"Sample size: {n_min}+ seeds per arm. With this few runs the Welch t-test "
                      "detects only large effects: a non-significant difference is not evidence "
                      "that two arms are equal.")
+    # straight-through arms other than the baseline (e.g. STE at another learning rate) are reported
+    # against it but are not DiVeQ variants: they neither win nor lose the default
+    variants = [m for m in methods if m != baseline and quantizers.get(m, ("",))[0] != "ste"]
     wins, losses = [], []
     for method in methods:
         if method == baseline:
@@ -482,7 +532,7 @@ def conclusion(rows: Sequence[dict[str, Any]], tests: Sequence[dict[str, Any]], 
             who = method if test["method_better"] else baseline
             parts.append(f"{metric} {test['diff']:+.3f} (p = {test['p']:.3g}, {verdict}; "
                          f"`{who}` better)")
-            if metric == "pesq_wb" and test["significant"]:
+            if metric == "pesq_wb" and test["significant"] and method in variants:
                 (wins if test["method_better"] else losses).append(method)
         lines.append(f"`{method}` vs `{baseline}` at {at}: " + "; ".join(parts) + ".")
     default = QuantizerConfig()
@@ -495,7 +545,7 @@ def conclusion(rows: Sequence[dict[str, Any]], tests: Sequence[dict[str, Any]], 
         kind, reparam = quantizers.get(pick, ("?", "?"))
         lines.append(f"**Default:** `{pick}` (kind = \"{kind}\", reparam = \"{reparam}\"): its "
                      f"PESQ-WB at {at} is significantly above `{baseline}`'s (p < {ALPHA}).")
-    elif losses and len(losses) == len([m for m in methods if m != baseline]):
+    elif losses and len(losses) == len(variants):
         kind, reparam = quantizers.get(baseline, ("?", "?"))
         lines.append(f"**Default: `{baseline}` wins.** Every DiVeQ variant's PESQ-WB at {at} is "
                      f"significantly below the straight-through baseline's; the recipes should use "
@@ -529,10 +579,15 @@ def render_markdown(rows: Sequence[dict[str, Any]], stage_rows: Sequence[dict[st
     w(f"{BEGIN}\n\n## Results\n\nGenerated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
       f"`{command}`.\nEach number is the mean ± standard deviation over seeds of the per-run mean "
       "over the held-out clips (final model, `last.pt`).\n\n### Conclusion\n\n")
-    for line in conclusion(rows, tests, baseline, target_kbps, quantizers):
+    failed: dict[str, list[int]] = {}
+    for r in runs:
+        if r.status == "failed":
+            failed.setdefault(r.method, []).append(r.seed)
+    for line in conclusion(rows, tests, baseline, target_kbps, quantizers, failed):
         w(f"- {line}\n")
-    w("\n### Runs\n\n| method | quantizer | reparam | seeds | steps | train minutes (mean) |\n"
-      "|---|---|---|---|---|---|\n")
+    collapsed = collapsed_seeds(rows)
+    w("\n### Runs\n\n| method | quantizer | reparam | seeds | collapsed seeds | steps "
+      "| train minutes (mean) |\n|---|---|---|---|---|---|---|\n")
     for m in methods:
         mine = [r for r in rows if r["method"] == m]
         seeds = sorted({int(r["seed"]) for r in mine})
@@ -540,6 +595,7 @@ def render_markdown(rows: Sequence[dict[str, Any]], stage_rows: Sequence[dict[st
         minutes = mean_std([float(r["train_seconds"]) / 60 for r in mine])[0]
         kind, reparam = quantizers.get(m, ("?", "?"))
         w(f"| {m} | {kind} | {reparam} | {', '.join(map(str, seeds))} | "
+          f"{', '.join(map(str, collapsed.get(m, []))) or '–'} | "
           f"{', '.join(map(str, steps))} | {minutes:.1f} |\n")
     other = [r for r in runs if r.status != "finished"]
     if other:

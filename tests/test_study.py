@@ -21,7 +21,7 @@ from codec.train.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY_RECIPES = ROOT / "recipes" / "study"
-ARMS = ("diveq", "diveq-onsum", "sfdiveq", "ste")
+ARMS = ("diveq", "diveq-onsum", "sfdiveq", "ste", "ste-lr1e-4")
 
 
 def _load_script():
@@ -89,10 +89,16 @@ def test_study_recipes_differ_only_in_the_quantizer():
         same_model = dataclasses.replace(recipe.model, name=base.model.name,
                                          quantizer=base.model.quantizer)
         assert same_model == base.model, name
-        assert recipe.replace(model=base.model) == base, f"{name} changes more than the quantizer"
+        optim = base.optim
+        if name == "ste-lr1e-4":  # the one deliberate exception: STE at DAC's learning rate
+            assert recipe.optim.lr == 1e-4 and base.optim.lr == 1e-3
+            optim = dataclasses.replace(base.optim, lr=recipe.optim.lr)
+        assert recipe.replace(model=base.model, optim=optim) == base.replace(optim=optim), \
+            f"{name} changes more than the quantizer"
     q = {name: (r.model.quantizer.kind, r.model.quantizer.reparam) for name, r in arms.items()}
-    assert q == {"ste": ("ste", "per_stage"), "diveq": ("diveq", "per_stage"),
-                 "diveq-onsum": ("diveq", "on_sum"), "sfdiveq": ("sfdiveq", "per_stage")}
+    assert q == {"ste": ("ste", "per_stage"), "ste-lr1e-4": ("ste", "per_stage"),
+                 "diveq": ("diveq", "per_stage"), "diveq-onsum": ("diveq", "on_sum"),
+                 "sfdiveq": ("sfdiveq", "per_stage")}
     assert not base.uses_gan
     assert base.model.bitrate(12) == 6000.0 and 12 in base.validation.n_codebooks
 
@@ -201,7 +207,7 @@ def _rows(values: dict[str, list[tuple[float, float]]]) -> list[dict]:
 
 
 QUANTIZERS = {"ste": ("ste", "per_stage"), "diveq": ("diveq", "per_stage"),
-              "diveq-onsum": ("diveq", "on_sum")}
+              "diveq-onsum": ("diveq", "on_sum"), "ste-lr1e-4": ("ste", "per_stage")}
 
 
 def test_conclusion_recommends_a_significantly_better_variant():
@@ -224,8 +230,33 @@ def test_conclusion_says_when_ste_wins_and_when_the_bar_is_missed():
                   "diveq": [(1.60, 1.8), (1.61, 1.9), (1.59, 1.85)]})
     text = " ".join(study.conclusion(rows, study.welch_tests(rows, "ste"), "ste", 6.0, QUANTIZERS))
     assert "`ste` wins" in text and "Best arm at 6 kbps (12 stages): `ste`" in text
+    # a second straight-through arm is compared with the baseline but is not a DiVeQ variant:
+    # a significantly better one is not recommended as the DiVeQ default, nor does it block "ste wins"
+    two = rows + _rows({"ste-lr1e-4": [(1.90, 1.3), (1.91, 1.35), (1.92, 1.3)]})
+    text = " ".join(study.conclusion(two, study.welch_tests(two, "ste"), "ste", 6.0, QUANTIZERS))
+    assert "`ste-lr1e-4` vs `ste`" in text and "`ste` wins" in text
+    assert "**Default:** `ste-lr1e-4`" not in text
     low = _rows({"ste": [(1.05, 3.0), (1.04, 3.1), (1.06, 3.0)],
                  "diveq": [(1.20, 2.5), (1.21, 2.6), (1.19, 2.55)]})
     text = " ".join(study.conclusion(low, study.welch_tests(low, "ste"), "ste", 6.0, QUANTIZERS))
     assert "Operating point NOT reached" in text and "unchanged on this evidence" in text
     assert "significant" in text  # the test is still reported, but not acted on
+
+
+def test_conclusion_counts_collapsed_and_diverged_runs():
+    def row(method, seed, pesq, mel, usage):
+        return {"method": method, "seed": seed, "n_codebooks": 12, "kbps": 6.0, "pesq_wb": pesq,
+                "mel_distance": mel, "codebook_usage": usage}
+
+    rows = [row("ste", 0, 1.08, 4.9, 0.001), row("ste", 1, 1.20, 2.6, 0.30),
+            row("diveq", 0, 1.12, 2.7, 0.77), row("diveq", 1, 1.10, 4.9, 0.004)]
+    assert study.collapsed_seeds(rows) == {"ste": [0], "diveq": [1]}
+    text = " ".join(study.conclusion(rows, study.welch_tests(rows, "ste"), "ste", 6.0, QUANTIZERS,
+                                     failed={"diveq-onsum": [1]}))
+    assert "`diveq` 1/2 collapsed" in text and "`ste` 1/2 collapsed" in text
+    assert "`diveq-onsum` 0/1 collapsed and 1/1 diverged" in text
+    assert "Without the collapsed runs, at 6 kbps (12 stages): `diveq` PESQ-WB 1.120" in text
+    healthy = [row("ste", 0, 1.2, 2.6, 0.3), row("diveq", 0, 1.1, 2.7, 0.7)]
+    text = " ".join(study.conclusion(healthy, study.welch_tests(healthy, "ste"), "ste", 6.0,
+                                     QUANTIZERS))
+    assert "Training failures" not in text
