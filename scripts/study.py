@@ -32,7 +32,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -160,16 +159,12 @@ def _check_sources(recipe: Any) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and a rename."""
+    """Write ``text`` to ``path`` (replacing it) through :func:`codec.audio.atomic_output`."""
+    from codec.audio import atomic_output
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, force=True) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="")
 
 
 # ============================================================================================= run
@@ -685,15 +680,11 @@ def plot_curves(runs: Sequence[RunInfo], path: Path) -> bool:
     axes[0].legend()
     fig.tight_layout()
     if any_data:
+        from codec.audio import atomic_output
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=110)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_output(path, force=True) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return any_data
 

@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -163,6 +164,10 @@ def test_smoke_study_resumes_and_logs_every_run(smoke):
 
 def test_smoke_report_outputs(smoke):
     runs, out, md = smoke
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("results.csv", "curves.png"):  # written like any other file, not 0600 temp files
+        assert (out / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
     with (out / "results.csv").open() as f:
         reader = csv.DictReader(f)
         assert tuple(reader.fieldnames) == study.COLUMNS
