@@ -1,6 +1,6 @@
 """Where does a model's quality go: spectral magnitude or phase?
 
-For every file in a folder of 16 kHz speech, scores (PESQ-WB, STOI) five signals built on the
+For every file in a folder of 16 kHz speech, scores (PESQ-WB, STOI) seven signals built on the
 decoder head's own STFT (n_fft = 4 * head hop, Hann, centred):
 
 - ``model``: the codec's output at ``--n-codebooks``

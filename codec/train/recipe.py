@@ -102,8 +102,8 @@ class LossConfig:
     """Generator loss weights (DAC: mel 15, adversarial 1, feature matching 2).
 
     mel: multi-scale log-mel L1 (``codec.eval.metrics.MelDistance``). waveform: L1 on samples (0 = off).
-    phase: ``codec.train.phase.PhaseLoss`` (absolute phase, group delay and instantaneous frequency
-    distances; 0 = off).
+    phase: ``codec.train.phase.PhaseLoss`` (group delay and instantaneous frequency distances to the
+    reference; 0 = off).
     adversarial / feature_matching: least-squares GAN and discriminator feature L1, from
     ``schedule.gan_start_step`` on. aux: multiplier of the model's own ``aux_loss`` (STE commitment +
     codebook losses, already weighted inside the model; 0 for DiVeQ).
