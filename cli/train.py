@@ -26,6 +26,9 @@ def train_command(
         "--max-steps", help="Override the recipe's schedule.max_steps.")] = None,
     max_minutes: Annotated[Optional[float], typer.Option(
         "--max-minutes", help="Stop cleanly (checkpoint at exit) after this many minutes.")] = None,
+    max_cpu_minutes: Annotated[Optional[float], typer.Option(
+        "--max-cpu-minutes", help="Stop cleanly once the run's training steps have used this many "
+                                  "CPU minutes (all sessions; fair budgets on a shared machine).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     threads: Annotated[Optional[int], typer.Option(
         "--threads", help="CPU threads for torch (default: torch's choice).")] = None,
@@ -39,7 +42,8 @@ def train_command(
     from codec.train.loop import train
 
     result = train(recipe, out, resume=resume, max_steps=max_steps, max_minutes=max_minutes,
-                   device=device, threads=threads, progress=progress, init_from=init_from)
+                   device=device, threads=threads, progress=progress, init_from=init_from,
+                   max_cpu_minutes=max_cpu_minutes)
     state = ("finished" if result.finished
              else "stopped early (time limit or signal; continue with --resume)")
     typer.echo(f"{state} at step {result.step}; best validation score {result.best_score:.4f} "

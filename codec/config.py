@@ -20,7 +20,7 @@ QuantizerKind = Literal["diveq", "sfdiveq", "ste"]
 Reparam = Literal["per_stage", "on_sum"]
 Lookup = Literal["euclidean", "cosine"]
 ReplaceSource = Literal["frames", "codewords"]
-SFInference = Literal["midpoint"]
+SFInference = Literal["midpoint", "vertex"]
 Head = Literal["istft", "conv"]
 
 
@@ -31,18 +31,26 @@ class QuantizerConfig:
     kind: ``diveq`` / ``sfdiveq`` (every stage uses that reparameterisation) or ``ste`` (DAC's own
         straight-through RVQ with commitment and codebook losses, the baseline).
     noise_std: standard deviation of DiVeQ's directional noise n (0 gives the "detach" variant).
-    reparam: ``per_stage`` applies the trick to every stage's residual; ``on_sum`` once to the sum.
+    reparam: how the gradient reaches the stages (``codec.quantize.residual``): ``on_sum`` (the
+        official Residual DiVeQ: every codebook and the encoder get the gradient along the total
+        error) or ``per_stage`` (each codebook along its own stage's error, the encoder along the
+        total error). Training only: eval and the codes are the same either way. Ignored by ``ste``.
     lookup: nearest code by Euclidean distance, or by cosine on L2-normalised vectors.
     dropout: fraction of each training batch that uses a random number of stages (1..n_codebooks).
     replace_interval: training steps between dead-code replacements (0 disables; DiVeQ only).
     dead_min_count: a code selected fewer times than this within an interval is dead.
     replace_source: ``frames`` restarts dead codes at recent stage inputs; ``codewords`` copies used
         codes (sampled in proportion to use) plus small noise, as the official DiVeQ code does.
-    warmup_steps: SF-DiVeQ only: steps that pass latents unquantized while collecting them; the curve
-        is then initialised from them. 0 initialises from the first training batch.
-    sf_inference: the finite code SF-DiVeQ transmits: ``midpoint`` = segment index, decoded to the
-        segment's midpoint.
+    warmup_steps: DiVeQ / SF-DiVeQ: training steps that pass the latent through unquantized while
+        collecting it; then stage k is initialised from the residual stages 0..k-1 leave on it.
+        0 initialises the same way from the first training batch.
+    sf_inference: the finite code SF-DiVeQ transmits: ``midpoint`` = segment index decoded to the
+        segment's midpoint (a curve of codebook_size + 1 points), ``vertex`` = the index of one of
+        codebook_size curve points, decoded to it.
     commitment_weight, codebook_weight: STE baseline only (DAC's defaults 0.25 and 1.0).
+    ste_restarts: STE baseline only: initialise the codebooks from the first training batch's stage
+        inputs and restart dead codes every ``replace_interval`` steps, as DiVeQ does (so a
+        DiVeQ-versus-STE comparison does not confound the method with the initialisation).
     """
 
     kind: QuantizerKind = "diveq"
@@ -50,7 +58,7 @@ class QuantizerConfig:
     codebook_size: int = 1024
     codebook_dim: int = 16
     noise_std: float = 1e-3
-    reparam: Reparam = "per_stage"
+    reparam: Reparam = "on_sum"
     lookup: Lookup = "euclidean"
     dropout: float = 0.5
     replace_interval: int = 50
@@ -60,6 +68,7 @@ class QuantizerConfig:
     sf_inference: SFInference = "midpoint"
     commitment_weight: float = 0.25
     codebook_weight: float = 1.0
+    ste_restarts: bool = False
 
     def __post_init__(self) -> None:
         _check(self.n_codebooks >= 1, "quantizer.n_codebooks", "must be >= 1")
@@ -71,8 +80,6 @@ class QuantizerConfig:
         _check(0.0 <= self.dropout <= 1.0, "quantizer.dropout", "must be in [0, 1]")
         _check(self.replace_interval >= 0, "quantizer.replace_interval", "must be >= 0")
         _check(self.warmup_steps >= 0, "quantizer.warmup_steps", "must be >= 0")
-        _check(not (self.kind == "ste" and self.reparam == "on_sum"), "quantizer.reparam",
-               "on_sum applies to diveq/sfdiveq only")
 
     @property
     def bits_per_code(self) -> int:

@@ -38,7 +38,8 @@ def test_diveq_forward_is_the_codeword_and_gradients_follow_the_identities():
 def test_diveq_with_noise_reaches_encoder_and_codebook():
     stage = DiVeQStage(32, 4, noise_std=1e-3).train()
     z = torch.randn(64, 4, requires_grad=True)
-    out, idx = stage(z)
+    out, point, idx = stage(z)
+    torch.testing.assert_close(point, stage.codebook[idx])
     assert torch.allclose(out, stage.codebook[idx], atol=2e-2)  # forward ~ codeword
     out.pow(2).sum().backward()
     assert z.grad is not None and z.grad.abs().sum() > 0
@@ -61,7 +62,8 @@ def test_sf_diveq_forward_is_the_dithered_point():
 def test_sf_stage_training_output_lies_on_its_segment_and_gradients_flow():
     stage = SFDiVeQStage(16, 3, noise_std=0.0).train()
     z = torch.randn(100, 3, requires_grad=True)
-    out, idx = stage(z)
+    out, point, idx = stage(z)
+    torch.testing.assert_close(out.detach(), point.detach(), atol=1e-5, rtol=0)
     a, b = stage.codebook[idx].detach(), stage.codebook[idx + 1].detach()
     lam = ((out.detach() - a) * (b - a)).sum(1) / (b - a).pow(2).sum(1)
     assert bool(((lam >= -1e-4) & (lam <= 1 + 1e-4)).all())
@@ -70,28 +72,26 @@ def test_sf_stage_training_output_lies_on_its_segment_and_gradients_flow():
     assert z.grad.abs().sum() > 0 and stage.codebook.grad.abs().sum() > 0
 
 
-def test_sf_warmup_passes_through_then_initialises_curve_from_collected_latents():
-    stage = SFDiVeQStage(4, 2, warmup_steps=2).train()
-    frames = [torch.randn(20, 2) for _ in range(2)]
-    for f in frames:
-        out, _ = stage(f)
-        torch.testing.assert_close(out, f)  # unquantized during warm-up
-    assert not bool(stage.initialized)
-    stage(torch.randn(20, 2))
+def test_sf_curve_is_initialised_from_contiguous_chunks_of_the_first_frames():
+    stage = SFDiVeQStage(4, 2).train()
+    frames = torch.randn(40, 2)
+    stage(frames)
     assert bool(stage.initialized)
-    collected = torch.cat(frames)
-    expected = torch.stack([c.mean(0) for c in torch.tensor_split(collected, 5)])
+    expected = torch.stack([c.mean(0) for c in torch.tensor_split(frames, 5)])
     torch.testing.assert_close(stage.codebook.data, expected)
 
 
-@pytest.mark.parametrize("kind", ["diveq", "sfdiveq"])
+@pytest.mark.parametrize("kind", ["diveq", "sfdiveq-midpoint", "sfdiveq-vertex"])
 def test_inference_code_round_trip_is_exact(kind):
-    stage = (DiVeQStage(32, 4) if kind == "diveq" else SFDiVeQStage(32, 4)).train()
+    if kind == "diveq":
+        stage = DiVeQStage(32, 4).train()
+    else:
+        stage = SFDiVeQStage(32, 4, inference=kind.split("-")[1]).train()
     stage(torch.randn(256, 4))  # data-driven initialisation
     stage.eval()
     z = torch.randn(300, 4)
-    out, idx = stage(z)
-    assert idx.max() < 32
+    out, _, idx = stage(z)
+    assert idx.max() < 32 and len(idx.unique()) > 8
     assert torch.equal(stage.decode(stage.encode(z)), out)
 
 

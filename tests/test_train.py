@@ -173,19 +173,24 @@ def test_run_directory_rules(reference_run: Path, tmp_path: Path) -> None:
 
 def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path: Path, monkeypatch,
                                                     one_thread) -> None:
-    real = loop._mel_loss
+    real = loop._reconstruction_terms
 
     class PoisonedMel(torch.nn.Module):
-        def __init__(self, recipe):
+        def __init__(self, inner):
             super().__init__()
-            self.inner, self.calls = real(recipe), 0
+            self.inner, self.calls = inner, 0
 
         def forward(self, y, x):
             self.calls += 1
             value = self.inner(y, x)
             return value * float("nan") if self.calls >= 6 else value
 
-    monkeypatch.setattr(loop, "_mel_loss", PoisonedMel)
+    def poisoned(recipe):
+        terms = real(recipe)
+        terms["mel"] = PoisonedMel(terms["mel"])
+        return terms
+
+    monkeypatch.setattr(loop, "_reconstruction_terms", poisoned)
     with pytest.raises(TrainingError, match="non-finite loss"):
         loop.train(DEBUG, tmp_path, progress=False, threads=1)
     assert ckpt.load_checkpoint(tmp_path / ckpt.LAST)["step"] == 4

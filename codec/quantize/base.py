@@ -24,6 +24,21 @@ class QuantizerOutput(NamedTuple):
     n_codebooks: torch.Tensor
 
 
+class StageOutput(NamedTuple):
+    """What one codebook stage returns for rows z [N, d].
+
+    reparam: [N, d] the reparameterised output (DiVeQ / SF-DiVeQ; forward value ~ ``point``) with
+        gradients to z and the codebook; in eval mode equal to ``point``.
+    point: [N, d] the point quantized to (a codeword, or SF-DiVeQ's dithered point on a segment),
+        with the codebook's gradient only.
+    codes: [N] int64 code indices.
+    """
+
+    reparam: torch.Tensor
+    point: torch.Tensor
+    codes: torch.Tensor
+
+
 @dataclass(frozen=True)
 class StageUsage:
     """Codebook use of one stage since the last reset: share of codes used and perplexity."""

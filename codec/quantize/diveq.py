@@ -6,6 +6,7 @@ import torch
 import torch.distributed as dist
 
 from .functional import diveq, nearest_code
+from .base import StageOutput
 from .stage import CodebookStage, distributed_ready, sample_rows
 
 
@@ -46,34 +47,33 @@ class DiVeQStage(CodebookStage):
         """[N] indices -> [N, d] codewords."""
         return self.codebook[idx]
 
-    def forward(self, z: torch.Tensor, active: torch.Tensor | None = None, reparam: bool = True
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Quantize rows of z.
+    def forward(self, z: torch.Tensor, active: torch.Tensor | None = None) -> StageOutput:
+        """Quantize rows of z (training: DiVeQ; eval: plain nearest codeword).
 
         Args:
             z: [N, d].
             active: [N] bool, rows that really use this stage (quantizer dropout); statistics and
                 replacement see only those. None = all.
-            reparam: False returns the plain codeword (gradient to the codebook only), for the
-                residual quantizer's on-sum mode.
         Returns:
-            (z_q [N, d], idx [N]).
+            StageOutput: ``reparam`` = z + ||c - z|| sg[(c - z + n)/||c - z + n||] (forward value ~ c,
+            gradients to z and c), ``point`` = the codeword c itself (gradient to the codebook only),
+            ``codes`` [N].
         """
         if not self.training:
             idx = self.encode(z)
-            return self.decode(idx), idx
+            code = self.decode(idx)
+            return StageOutput(code, code, idx)
         if not self._host_initialized:
-            self.initialize(z)
+            self.initialize(z if active is None or not bool(active.any()) else z[active])
         step = self._advance()
         if self.replace_interval > 0 and step > 0 and step % self.replace_interval == 0:
             self.replace_dead_codes()
         idx = self.encode(z)
         code = self.decode(idx)
-        z_q = diveq(z, code, self.noise_std) if reparam else code
         used = idx if active is None else idx[active]
         self._count(used)
         self._remember(z if active is None else z[active])
-        return z_q, idx
+        return StageOutput(diveq(z, code, self.noise_std), code, idx)
 
     def _init_from(self, frames: torch.Tensor) -> None:
         self.codebook.data.copy_(sample_rows(frames, self.codebook.shape[0]))
@@ -84,6 +84,8 @@ class DiVeQStage(CodebookStage):
         counts = self.interval_counts.clone()
         if distributed_ready():
             dist.all_reduce(counts)
+        if int(counts.sum()) == 0:  # nothing seen since the last reset (e.g. initialised just now)
+            return 0
         dead = counts < self.dead_min_count
         n_dead = int(dead.sum())
         if n_dead and (not distributed_ready() or dist.get_rank() == 0):

@@ -15,9 +15,26 @@ here (scripts/experiment_collapse.py), the encoder then moves the latent into th
 (four 4-d stages on a 32-d latent captured ~1 % of its energy after 300 steps), so factorised codes
 are an option, not the default.
 
-Reparameterisation: ``per_stage`` applies DiVeQ / SF-DiVeQ to every stage's own input;
-``on_sum`` quantizes all stages by plain lookup and applies the DiVeQ trick once, to the sum.
-Quantizer dropout: in training a ``dropout`` fraction of the batch uses a random number of stages.
+Reparameterisation (derivation and measurements: docs/quantizer-gradients.md). Stage inputs are the
+residuals the *hard* codes leave (r_{k+1} = r_k - sg[c_k]), so training picks exactly the codes eval
+picks; the decoder's input is forward-equal to the sum of the codes, and gradients are:
+
+- ``on_sum`` (default, the official Residual DiVeQ): x + ||S - x|| sg[(S - x + n)/||S - x + n||] with
+  S = sum of the stages' points. The encoder gets g - (g.u)u and every stage's codebook (g.u)u, u the
+  direction of the total quantization error.
+- ``per_stage``: the encoder term is the same but with S detached, and each stage adds
+  DiVeQ(sg[r_k], c_k) - sg[DiVeQ(sg[r_k], c_k)] (value 0): stage k's codebook gets DiVeQ's gradient
+  (g.u_k)u_k along its *own* error direction u_k.
+
+(Applying DiVeQ to every stage of a residual that keeps the reparameterised outputs, which this
+code did before, telescopes: the sum becomes x + ||r_K|| sg[u_{K-1}], a straight-through estimator
+for the encoder with codebook gradients shrinking stage by stage towards the first.)
+
+Warm-up (``warmup_steps``): the quantizer passes the latent through unquantized while it keeps recent
+latent frames; then stage k is initialised from the residual the already initialised stages 0..k-1
+leave on those frames. With ``warmup_steps = 0`` the stages initialise the same way on the first
+training batch. Quantizer dropout: in training a ``dropout`` fraction of the batch uses a random
+number of stages.
 """
 
 from __future__ import annotations
@@ -30,6 +47,9 @@ from .base import QuantizerOutput, StageUsage
 from .diveq import DiVeQStage
 from .functional import directional_step
 from .sfdiveq import SFDiVeQStage
+
+
+WARMUP_FRAMES = 4096  # latent frames kept during the warm-up for initialising the stages
 
 
 class ResidualQuantizer(nn.Module):
@@ -64,8 +84,9 @@ class ResidualQuantizer(nn.Module):
                                          config.replace_source))
             else:
                 stages.append(SFDiVeQStage(config.codebook_size, config.codebook_dim, config.noise_std,
-                                           cosine, config.warmup_steps))
+                                           cosine, config.sf_inference))
         self.stages = nn.ModuleList(stages)
+        self._warmup_frames: list[torch.Tensor] = []  # recent latent rows during the warm-up
 
     # ---- helpers ------------------------------------------------------------------------------
     def _check_n(self, n_codebooks: int | None) -> int:
@@ -104,6 +125,40 @@ class ResidualQuantizer(nn.Module):
             n[who] = torch.randint(1, self.n_codebooks + 1, (n_drop,), device=device)
         return n
 
+    # ---- warm-up ----------------------------------------------------------------------------
+    @property
+    def initialized(self) -> bool:
+        return all(stage._host_initialized for stage in self.stages)
+
+    @torch.no_grad()
+    def _warm_up(self, x: torch.Tensor) -> bool:
+        """One training step of the warm-up on latent rows x [N, D]: returns True while warming up
+        (the step only collects frames), False once every stage is initialised."""
+        if self.initialized:
+            return False
+        step = self.stages[0]._host_step
+        if step < self.config.warmup_steps:
+            for stage in self.stages:
+                stage._advance()
+            self._warmup_frames.append(x.detach()[torch.randperm(x.shape[0], device=x.device)[:512]])
+            while len(self._warmup_frames) > 1 and \
+                    sum(f.shape[0] for f in self._warmup_frames[1:]) >= WARMUP_FRAMES:
+                self._warmup_frames.pop(0)  # the newer ones alone are enough
+            return True
+        frames = torch.cat(self._warmup_frames + [x.detach()]) if self._warmup_frames else x.detach()
+        self.initialize(frames)
+        self._warmup_frames.clear()
+        return False
+
+    @torch.no_grad()
+    def initialize(self, frames: torch.Tensor) -> None:
+        """Initialise stage k from the residual stages 0..k-1 leave on latent frames [N, D]."""
+        residual = frames.float()
+        for stage, P in zip(self.stages, self._stage_projections()):
+            z = self._down(residual, P)
+            stage.initialize(z)
+            residual = residual - self._up(stage.decode(stage.encode(z)), P)
+
     # ---- forward ------------------------------------------------------------------------------
     def forward(self, latent: torch.Tensor, n_codebooks: int | None = None) -> QuantizerOutput:
         """Quantize a latent.
@@ -112,7 +167,8 @@ class ResidualQuantizer(nn.Module):
             latent: [B, D, T].
             n_codebooks: stages to use for every item; None = all in eval, quantizer dropout in training.
         Returns:
-            QuantizerOutput (codes [B, K, T] with K = all stages in training, n in eval).
+            QuantizerOutput (codes [B, K, T] with K = all stages in training, n in eval; during the
+            warm-up the latent itself and zero codes).
         """
         B, D, T = latent.shape
         if not self.training:
@@ -125,21 +181,27 @@ class ResidualQuantizer(nn.Module):
         else:
             n_items = torch.full((B,), self._check_n(n_codebooks), dtype=torch.long, device=latent.device)
         x = latent.transpose(1, 2).reshape(B * T, D)
+        if self._warm_up(x):
+            codes = torch.zeros(B, self.n_codebooks, T, dtype=torch.long, device=latent.device)
+            return QuantizerOutput(latent, codes, latent.new_zeros(()), n_items)
         row_n = n_items.repeat_interleave(T)
-        on_sum = self.config.reparam == "on_sum"
-        residual = x
-        quantized = torch.zeros_like(x)
+        per_stage = self.config.reparam == "per_stage"
+        residual = x.detach()
+        points = torch.zeros_like(x)  # sum of the active stages' points, codebook gradients
+        codebook_terms = torch.zeros_like(x)  # per_stage: value 0, own-direction codebook gradients
         codes = []
         for k, (stage, P) in enumerate(zip(self.stages, self._stage_projections())):
             active = row_n > k
-            z = self._down(residual, P)
-            z_q, idx = stage(z.detach() if on_sum else z, active, reparam=not on_sum)
-            q = self._up(z_q, P)
-            quantized = quantized + q * active[:, None].to(q.dtype)
-            residual = residual - (q.detach() if on_sum else q)
-            codes.append(idx)
-        if on_sum:
-            quantized = x + directional_step(x, quantized, self.config.noise_std)
+            mask = active[:, None].to(x.dtype)
+            out = stage(self._down(residual, P), active)
+            point = self._up(out.point, P)
+            points = points + point * mask
+            if per_stage:
+                codebook_terms = codebook_terms + self._up(out.reparam - out.reparam.detach(), P) * mask
+            residual = residual - point.detach()
+            codes.append(out.codes)
+        target = points.detach() if per_stage else points
+        quantized = x + directional_step(x, target, self.config.noise_std) + codebook_terms
         quantized = quantized.reshape(B, T, D).transpose(1, 2)
         codes_t = torch.stack(codes, dim=0).reshape(self.n_codebooks, B, T).transpose(0, 1)
         return QuantizerOutput(quantized, codes_t, latent.new_zeros(()), n_items)

@@ -5,78 +5,86 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .base import StageOutput
 from .functional import nearest_code, segment_points, sf_diveq
 from .stage import CodebookStage
 
+#: The finite codes an SF-DiVeQ stage can transmit (``QuantizerConfig.sf_inference``).
+SF_INFERENCE_MODES = ("midpoint", "vertex")
+
 
 class SFDiVeQStage(CodebookStage):
-    """One space-filling DiVeQ quantizer with ``codebook_size`` segments (``codebook_size + 1`` points).
+    """One space-filling DiVeQ quantizer whose ``codebook_size`` codes are points of a curve.
 
     Training: draw lam_k ~ U(0, 1) per segment, quantize z to the nearest dithered point
     d_k = (1 - lam_k) c_k + lam_k c_{k+1} with the two-term reparameterised error (forward value ~ d_i).
-    Warm-up: for ``warmup_steps`` training steps z passes unquantized while recent inputs are
-    collected; then codeword j is the mean of the j-th contiguous chunk of them (adjacent codewords
-    from adjacent latents). With ``warmup_steps = 0`` the first training batch initialises the curve.
+    The curve is initialised from input frames in arrival order: codeword j is the mean of the j-th
+    contiguous chunk of them (adjacent codewords from adjacent latents).
 
-    Finite inference code (``sf_inference = "midpoint"``): the transmitted code is the segment index i
-    and the decoder's value is the segment midpoint (c_i + c_{i+1}) / 2; the encoder picks the nearest
-    midpoint, so decode(encode(z)) is exactly what the encoder reconstructs.
+    Finite inference code (``inference``):
+      - ``midpoint``: a curve of ``codebook_size + 1`` points (``codebook_size`` segments); the code
+        is a segment index, decoded to the segment's midpoint (c_i + c_{i+1}) / 2.
+      - ``vertex``: a curve of ``codebook_size`` points (``codebook_size - 1`` segments); the code is
+        the index of a curve point, decoded to that point.
+    Either way the encoder picks the nearest decodable value, so decode(encode(z)) is exactly what
+    the encoder reconstructs.
 
     Args:
-        codebook_size: number of segments (= codes transmitted).
+        codebook_size: number of codes transmitted.
         dim: vector dimension.
         noise_std: standard deviation of the directional noise.
         cosine: nearest point by cosine similarity.
-        warmup_steps: unquantized steps before the curve is initialised from collected inputs.
+        inference: ``midpoint`` or ``vertex``.
     """
 
     def __init__(self, codebook_size: int, dim: int, noise_std: float = 1e-3, cosine: bool = False,
-                 warmup_steps: int = 0) -> None:
-        super().__init__(codebook_size + 1, codebook_size, dim)
+                 inference: str = "midpoint") -> None:
+        if inference not in SF_INFERENCE_MODES:
+            raise ValueError(f"inference must be one of {SF_INFERENCE_MODES}, got {inference!r}")
+        n_points = codebook_size + 1 if inference == "midpoint" else codebook_size
+        super().__init__(n_points, codebook_size, dim)
         self.noise_std = noise_std
         self.cosine = cosine
-        self.warmup_steps = warmup_steps
+        self.inference = inference
 
     def inference_codebook(self) -> torch.Tensor:
-        """[codebook_size, d] the values codes decode to (segment midpoints)."""
+        """[codebook_size, d] the values codes decode to (segment midpoints or curve points)."""
+        if self.inference == "vertex":
+            return self.codebook
         return 0.5 * (self.codebook[:-1] + self.codebook[1:])
 
     def encode(self, z: torch.Tensor) -> torch.Tensor:
-        """[N, d] -> [N] segment indices (nearest midpoint)."""
+        """[N, d] -> [N] codes (nearest decodable value)."""
         return nearest_code(z, self.inference_codebook(), self.cosine)
 
     def decode(self, idx: torch.Tensor) -> torch.Tensor:
-        """[N] segment indices -> [N, d] midpoints."""
+        """[N] codes -> [N, d] values."""
         return self.inference_codebook()[idx]
 
-    def forward(self, z: torch.Tensor, active: torch.Tensor | None = None, reparam: bool = True
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Quantize rows of z: [N, d] (active: [N] bool or None) -> (z_q [N, d], idx [N]).
+    def forward(self, z: torch.Tensor, active: torch.Tensor | None = None) -> StageOutput:
+        """Quantize rows of z: [N, d] (active: [N] bool or None).
 
-        ``reparam=False`` returns the plain dithered point (gradient to the codebook only)."""
+        Training: ``reparam`` is SF-DiVeQ's output, ``point`` the dithered point (codebook gradient
+        only), ``codes`` the segment index (statistics count segments in midpoint mode, the nearer
+        endpoint in vertex mode, i.e. the code eval would send for that point). Eval: the finite code.
+        """
         if not self.training:
             idx = self.encode(z)
-            return self.decode(idx), idx
-        step = self._advance()
+            value = self.decode(idx)
+            return StageOutput(value, value, idx)
+        self._advance()
         live = z if active is None else z[active]
         if not self._host_initialized:
-            if step < self.warmup_steps:
-                self._remember(live)
-                return z, self.encode(z)
-            if self.warmup_steps > 0 and int(self.frames_filled) > 0:
-                self.initialize(self._recent_frames())
-            else:
-                self.initialize(live if live.shape[0] > 0 else z)
-        lam = torch.rand(self.codebook_size, device=z.device)
+            self.initialize(live if live.shape[0] > 0 else z)
+        n_segments = self.codebook.shape[0] - 1
+        lam = torch.rand(n_segments, device=z.device)
         points = segment_points(self.codebook.detach(), lam)
-        idx = nearest_code(z, points, self.cosine)
-        start, end, lam_i = self.codebook[idx], self.codebook[idx + 1], lam[idx]
-        if reparam:
-            z_q = sf_diveq(z, start, end, lam_i, self.noise_std)
-        else:
-            z_q = (1 - lam_i[:, None]) * start + lam_i[:, None] * end
+        seg = nearest_code(z, points, self.cosine)
+        start, end, lam_i = self.codebook[seg], self.codebook[seg + 1], lam[seg]
+        point = (1 - lam_i[:, None]) * start + lam_i[:, None] * end
+        idx = seg if self.inference == "midpoint" else seg + (lam_i > 0.5).long()
         self._count(idx if active is None else idx[active])
-        return z_q, idx
+        return StageOutput(sf_diveq(z, start, end, lam_i, self.noise_std), point, idx)
 
     def _init_from(self, frames: torch.Tensor) -> None:
         n = self.codebook.shape[0]

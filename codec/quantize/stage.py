@@ -94,6 +94,7 @@ class CodebookStage(nn.Module):
         if not distributed_ready() or dist.get_rank() == 0:
             self._init_from(frames.detach().float())
         self._broadcast_codebook()
+        self.interval_counts.zero_()
         self.initialized.fill_(True)
         self._host_initialized = True
 

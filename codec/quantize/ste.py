@@ -8,13 +8,15 @@ from torch import nn
 
 from ..config import QuantizerConfig
 from .base import QuantizerOutput, StageUsage, usage_from_counts
+from .stage import sample_rows
 
 
 class STEResidualQuantizer(nn.Module):
     """DAC's RVQ (straight-through estimator) with the same interface as ResidualQuantizer.
 
     ``aux_loss`` = commitment_weight * commitment + codebook_weight * codebook loss.
-    Quantizer dropout is DAC's own (the first ``dropout`` fraction of the batch gets a random number
+    With ``ste_restarts`` it gets DiVeQ's data initialisation and dead-code restarts
+    (:meth:`_restart_codes`). Quantizer dropout is DAC's own (the first ``dropout`` fraction of the batch gets a random number
     of stages), so ``n_codebooks`` in the output reports all stages during training.
 
     Args:
@@ -36,6 +38,10 @@ class STEResidualQuantizer(nn.Module):
                                           quantizer_dropout=config.dropout)
         self.register_buffer("usage_counts", torch.zeros(config.n_codebooks, config.codebook_size,
                                                          dtype=torch.long))
+        if config.ste_restarts:
+            self.register_buffer("interval_counts", torch.zeros_like(self.usage_counts))
+            self.register_buffer("step", torch.zeros((), dtype=torch.long))
+            self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
 
     def _check_n(self, n_codebooks: int | None) -> int:
         n = self.n_codebooks if n_codebooks is None else int(n_codebooks)
@@ -51,15 +57,49 @@ class STEResidualQuantizer(nn.Module):
             zero = latent.new_zeros(())
             return QuantizerOutput(self.decode(codes), codes, zero,
                                    torch.full((latent.shape[0],), n, dtype=torch.long, device=latent.device))
+        if self.config.ste_restarts:
+            self._restart_codes(latent)
         quantized, codes, _, commitment, codebook = self.rvq(latent, n)
         aux = self.config.commitment_weight * commitment + self.config.codebook_weight * codebook
         with torch.no_grad():
             offsets = torch.arange(codes.shape[1], device=codes.device)[None, :, None] * self.codebook_size
             flat = (codes + offsets).reshape(-1)
-            self.usage_counts += torch.bincount(flat, minlength=self.usage_counts.numel()).view_as(
-                self.usage_counts)
+            counts = torch.bincount(flat, minlength=self.usage_counts.numel()).view_as(self.usage_counts)
+            self.usage_counts += counts
+            if self.config.ste_restarts:
+                self.interval_counts += counts
         n_items = torch.full((latent.shape[0],), self.n_codebooks, dtype=torch.long, device=latent.device)
         return QuantizerOutput(quantized, codes, aux, n_items)
+
+    @torch.no_grad()
+    def _restart_codes(self, latent: torch.Tensor) -> None:
+        """``ste_restarts``: on the first training step set every codebook from its stage's projected
+        inputs on this batch [B, D, T] (stage by stage, each on the residual the earlier ones leave);
+        every ``replace_interval`` steps restart codes used fewer than ``dead_min_count`` times at
+        projected inputs of this batch."""
+        cfg = self.config
+        step = int(self.step)
+        self.step += 1
+        first = not bool(self.initialized)
+        due = cfg.replace_interval > 0 and step > 0 and step % cfg.replace_interval == 0
+        if not (first or due):
+            return
+        residual = latent.detach()
+        for k, vq in enumerate(self.rvq.quantizers):
+            z_e = vq.in_proj(residual)  # [B, d, T]
+            frames = z_e.transpose(1, 2).reshape(-1, z_e.shape[1]).float()
+            weight = vq.codebook.weight
+            if first:
+                weight.copy_(sample_rows(frames, weight.shape[0]).to(weight.dtype))
+            else:
+                dead = self.interval_counts[k] < cfg.dead_min_count
+                n_dead = int(dead.sum())
+                if n_dead:
+                    weight[dead] = sample_rows(frames, n_dead).to(weight.dtype)
+            z_q, _ = vq.decode_latents(z_e)
+            residual = residual - vq.out_proj(z_q)
+        self.interval_counts.zero_()
+        self.initialized.fill_(True)
 
     @torch.no_grad()
     def encode(self, latent: torch.Tensor, n_codebooks: int | None = None) -> torch.Tensor:

@@ -2,9 +2,9 @@
 
 One step (DAC's recipe): the codec reconstructs a batch; from ``schedule.gan_start_step`` on, the
 discriminator first takes a least-squares GAN step on (real, detached fake), then the codec takes a
-step on ``mel * L_mel + waveform * L1 + phase * L_phase + adversarial * L_adv + feature_matching * L_fm
-+ aux * aux_loss`` (weights from ``recipe.loss``). Before ``gan_start_step`` the discriminator is not
-run at all.
+step on the weighted sum of the loss terms ``recipe.loss`` weights (mel, waveform L1, compressed
+complex STFT, phase, adversarial, feature matching, the quantizer's aux loss); terms with weight 0 are
+not computed. Before ``gan_start_step`` the discriminator is not run at all.
 
 Run directory (``--out``): ``recipe.json`` (resolved recipe), ``metrics.jsonl`` (one JSON object per
 log line / validation), ``last.pt`` / ``best.pt`` (:mod:`codec.train.checkpoint`), ``tb/`` (TensorBoard,
@@ -39,12 +39,14 @@ from . import distributed as ddp
 from .batches import StepBatchSampler, build_train_data, build_validation_clips, worker_init
 from .gan import build_discriminator, discriminator_loss, generator_losses, split_fmaps
 from .phase import PhaseLoss
+from .spectral import ComplexSTFTLoss
 from .recipe import Recipe, load_recipe, recipe_to_json, recipe_from_json
 from .runlog import RunLog, peak_memory_mb
 from .validation import rng_isolated, validate
 
-LOSS_KEYS = ("total", "mel", "waveform", "phase", "adversarial", "feature_matching", "aux",
-             "discriminator")
+LOSS_KEYS = ("total", "mel", "waveform", "complex_stft", "phase", "adversarial", "feature_matching",
+             "aux", "discriminator")
+GAN_TERMS = ("adversarial", "feature_matching")
 
 
 # ------------------------------------------------------------------------------------------- state
@@ -65,6 +67,7 @@ class TrainState:
     optimizer_d: torch.optim.Optimizer | None
     step: int = 0
     best_score: float = math.inf
+    cpu_seconds: float = 0.0  # CPU time of the training steps (not validation), every session
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +85,8 @@ class TrainResult:
 
 def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: int | None = None,
           max_minutes: float | None = None, device: str = "auto", threads: int | None = None,
-          progress: bool = True, init_from: Path | None = None) -> TrainResult:
+          progress: bool = True, init_from: Path | None = None,
+          max_cpu_minutes: float | None = None) -> TrainResult:
     """Train (or continue training) a codec; see the module docstring for what ``out`` receives.
 
     recipe: a Recipe or a TOML path. resume: continue from ``out/last.pt`` (its model section must
@@ -91,7 +95,9 @@ def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: 
     threads: ``torch.set_num_threads`` for this process (None leaves torch's default). On a shared,
     loaded CPU one thread per process is often several times faster than two.
     SIGTERM (and a first Ctrl-C) stop cleanly after the current step, with a checkpoint, like
-    max_minutes; resume with ``resume=True``.
+    max_minutes; resume with ``resume=True``. max_cpu_minutes: stop the same way once the run (all
+    its sessions) has used this much CPU time in the training process: a budget that stays fair
+    when other work shares the machine (design screening).
     init_from: a model file (``.safetensors`` from ``export``) whose weights, codebooks and
     quantizer counters start a NEW run (step 0 of this recipe, fresh optimisers); its architecture
     must match the recipe's [model] (training-only quantizer settings may differ). Used to fine-tune
@@ -107,6 +113,8 @@ def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: 
         recipe = recipe.replace(schedule=dataclasses.replace(recipe.schedule, max_steps=max_steps))
     if max_minutes is not None and max_minutes <= 0:
         raise UsageError("--max-minutes must be > 0")
+    if max_cpu_minutes is not None and max_cpu_minutes <= 0:
+        raise UsageError("--max-cpu-minutes must be > 0")
     if threads is not None:
         if threads < 1:
             raise UsageError("--threads must be >= 1")
@@ -126,6 +134,7 @@ def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: 
     clean = False
     try:
         result = _run(recipe, run_dir, info, resume=resume, max_minutes=max_minutes,
+                      max_cpu_minutes=max_cpu_minutes,
                       progress=progress, t_start=t_start, init_from=init_from)
         clean = True
         return result
@@ -136,7 +145,7 @@ def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: 
 
 
 def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
-         max_minutes: float | None, progress: bool, t_start: float,
+         max_minutes: float | None, max_cpu_minutes: float | None, progress: bool, t_start: float,
          init_from: Path | None) -> TrainResult:
     """The training run itself, inside an already joined process group (see :func:`train`)."""
     from ..model import Codec
@@ -170,6 +179,7 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
                 assert optimizer_d is not None
                 optimizer_d.load_state_dict(payload["optimizer_d"])
             state.step, state.best_score = int(payload["step"]), float(payload["best_score"])
+            state.cpu_seconds = float(payload.get("cpu_seconds", 0.0))
             rngs = payload["rng"]
             if len(rngs) == info.world_size:
                 ckpt.restore_rng(rngs[info.rank])
@@ -211,9 +221,8 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
                        "discriminator_parameters": sum(p.numel() for p in disc.parameters())
                        if disc is not None else 0})
 
-        mel_loss = _mel_loss(recipe).to(dev)
-        phase_loss = PhaseLoss().to(dev) if recipe.loss.phase > 0 else None
-        weights = recipe.loss
+        reconstruction = {name: term.to(dev) for name, term in _reconstruction_terms(recipe).items()}
+        weighting = {k: w for k, w in recipe.loss.weights().items() if w > 0}
         sched = recipe.schedule
         amp = dict(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
         sums = torch.zeros(len(LOSS_KEYS), dtype=torch.float64)
@@ -224,6 +233,7 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
         # --- the loop ------------------------------------------------------------------------------
         state.model.train()
         for batch in loader:
+            cpu_mark = time.process_time()
             x = batch.to(dev, non_blocking=True)  # [B, 1, T]
             use_gan = recipe.uses_gan and state.step >= sched.gan_start_step
             for group in optimizer.param_groups:
@@ -256,25 +266,20 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
                 g_fake, g_real = split_fmaps(fmaps, x.shape[0])
                 losses["adversarial"], losses["feature_matching"] = generator_losses(g_fake, g_real)
 
-            losses["mel"] = mel_loss(y, x) if weights.mel > 0 else losses["mel"]
-            if weights.waveform > 0:
-                losses["waveform"] = (y - x).abs().mean()
-            if phase_loss is not None:
-                losses["phase"] = phase_loss(y, x)
+            for name, term in reconstruction.items():
+                losses[name] = term(y, x)
             losses["aux"] = output.aux_loss.float()
-            total = (weights.mel * losses["mel"] + weights.waveform * losses["waveform"]
-                     + weights.phase * losses["phase"] + weights.aux * losses["aux"])
-            if use_gan:
-                total = (total + weights.adversarial * losses["adversarial"]
-                         + weights.feature_matching * losses["feature_matching"])
-            losses["total"] = total
+            active = [k for k in weighting if use_gan or k not in GAN_TERMS]
+            losses["total"] = sum((weighting[k] * losses[k] for k in active),
+                                  torch.zeros((), device=dev))
 
             optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            losses["total"].backward()
             if opt.grad_clip > 0:
                 nn.utils.clip_grad_norm_(state.model.parameters(), opt.grad_clip)
             optimizer.step()
             state.step += 1
+            state.cpu_seconds += time.process_time() - cpu_mark
 
             # losses averaged over ranks: one collective that also makes the stop decisions agree
             values = torch.stack([losses[k].detach().float() for k in LOSS_KEYS])
@@ -292,7 +297,8 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
                 means = (sums / n_summed).tolist()
                 record = {"kind": "train", "step": state.step, "time": time.time(),
                           "lr": opt.lr * opt.lr_factor(state.step - 1), "gan": use_gan,
-                          "steps_per_s": rate, "peak_memory_mb": peak_memory_mb(dev),
+                          "steps_per_s": rate, "cpu_s": state.cpu_seconds,
+                          "peak_memory_mb": peak_memory_mb(dev),
                           **dict(zip(LOSS_KEYS, means))}
                 log.write(record)
                 log.advance(state.step, f"{rate:.2f} steps/s  mel {record['mel']:.3f}  "
@@ -308,7 +314,8 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
                 _save(state, recipe, info, last_path)
                 saved_at = state.step
 
-            over_time = max_minutes is not None and time.monotonic() - t_start > 60 * max_minutes
+            over_time = (max_minutes is not None and time.monotonic() - t_start > 60 * max_minutes
+                         or max_cpu_minutes is not None and state.cpu_seconds > 60 * max_cpu_minutes)
             if ddp.broadcast_flag(over_time or stop.requested, info) and state.step < sched.max_steps:
                 finished = False
                 break
@@ -348,7 +355,8 @@ def _load_initial_weights(model: nn.Module, path: Path, recipe: Recipe) -> None:
 
 # quantizer settings that only shape training: a fine-tuning recipe may change them
 _TRAINING_ONLY = ("noise_std", "reparam", "dropout", "replace_interval", "dead_min_count",
-                  "replace_source", "warmup_steps", "commitment_weight", "codebook_weight")
+                  "replace_source", "warmup_steps", "commitment_weight", "codebook_weight",
+                  "ste_restarts")
 
 
 def _architecture(config: Any) -> dict[str, Any]:
@@ -404,10 +412,27 @@ def _forget_after(run_dir: Path, step: int) -> None:
     tmp.replace(path)
 
 
-def _mel_loss(recipe: Recipe) -> nn.Module:
+class _WaveformL1(nn.Module):
+    def forward(self, estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        return (estimate - reference).abs().mean()
+
+
+def _reconstruction_terms(recipe: Recipe) -> dict[str, nn.Module]:
+    """The reconstruction losses with a positive weight, by ``LossConfig`` name: each maps
+    (estimate, reference) ``[B, 1, T]`` to a scalar."""
     from ..eval.metrics import MelDistance
 
-    return MelDistance(recipe.model.sample_rate)
+    weights = recipe.loss
+    terms: dict[str, nn.Module] = {}
+    if weights.mel > 0:
+        terms["mel"] = MelDistance(recipe.model.sample_rate)
+    if weights.waveform > 0:
+        terms["waveform"] = _WaveformL1()
+    if weights.complex_stft > 0:
+        terms["complex_stft"] = ComplexSTFTLoss(weights.complex_windows)
+    if weights.phase > 0:
+        terms["phase"] = PhaseLoss()
+    return terms
 
 
 def _seed_everything(seed: int) -> None:
@@ -436,6 +461,7 @@ def _validate_and_keep_best(state: TrainState, clips: Sequence[torch.Tensor], re
         if is_best:
             state.best_score = score
         log.write({"kind": "validation", "step": state.step, "time": time.time(), "best": is_best,
+                   "cpu_s": state.cpu_seconds,
                    **scores})
         if log.tb is not None and recipe.validation.audio_samples:
             with torch.no_grad(), rng_isolated():
@@ -474,6 +500,7 @@ def _payload(state: TrainState, recipe: Recipe, rngs: list[dict[str, Any]]) -> d
         "recipe": recipe_to_json(recipe),
         "step": state.step,
         "best_score": state.best_score,
+        "cpu_seconds": state.cpu_seconds,
         "model": ddp.unwrap(state.model).state_dict(),
         "optimizer": state.optimizer.state_dict(),
         "discriminator": disc.state_dict() if disc is not None else {},

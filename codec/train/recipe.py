@@ -102,8 +102,10 @@ class LossConfig:
     """Generator loss weights (DAC: mel 15, adversarial 1, feature matching 2).
 
     mel: multi-scale log-mel L1 (``codec.eval.metrics.MelDistance``). waveform: L1 on samples (0 = off).
+    complex_stft: ``codec.train.spectral.ComplexSTFTLoss`` (power-compressed complex STFT + compressed
+    magnitude MSE at ``complex_windows``; magnitude and phase; 0 = off).
     phase: ``codec.train.phase.PhaseLoss`` (group delay and instantaneous frequency distances to the
-    reference; 0 = off).
+    reference, an anti-wrapping phase term; 0 = off).
     adversarial / feature_matching: least-squares GAN and discriminator feature L1, from
     ``schedule.gan_start_step`` on. aux: multiplier of the model's own ``aux_loss`` (STE commitment +
     codebook losses, already weighted inside the model; 0 for DiVeQ).
@@ -111,17 +113,23 @@ class LossConfig:
 
     mel: float = 15.0
     waveform: float = 0.0
+    complex_stft: float = 0.0
     phase: float = 0.0
     adversarial: float = 1.0
     feature_matching: float = 2.0
     aux: float = 1.0
+    complex_windows: tuple[int, ...] = (256, 512, 1024)
 
     def __post_init__(self) -> None:
-        for key in ("mel", "waveform", "phase", "adversarial", "feature_matching", "aux"):
+        for key in self.weights():
             _check(getattr(self, key) >= 0, f"loss.{key}", "must be >= 0")
+        _check(bool(self.complex_windows) and all(w >= 8 and w % 4 == 0 for w in self.complex_windows),
+               "loss.complex_windows", "must be multiples of 4 and >= 8")
 
-    def as_dict(self) -> dict[str, float]:
-        return dataclasses.asdict(self)
+    def weights(self) -> dict[str, float]:
+        """Loss term name -> weight, for every weighted term (the total is their weighted sum)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "complex_windows"}
 
 
 @dataclasses.dataclass(frozen=True)
