@@ -59,7 +59,7 @@ MIN_GAIN, MAX_GAIN = 1e-6, 1e6
 DEFAULT_CHUNK_SECONDS = 10.0
 
 QUANTIZER_KINDS = ("diveq", "sfdiveq", "ste")
-SF_INFERENCE_MODES = ("midpoint",)
+SF_INFERENCE_MODES = ("midpoint", "vertex")
 
 _PRELUDE = struct.Struct("<4sHII")   # magic, format_version, header_length, header_crc32
 _CHUNK = struct.Struct("<III")       # frame_count, byte_length, crc32

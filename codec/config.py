@@ -22,6 +22,9 @@ Lookup = Literal["euclidean", "cosine"]
 ReplaceSource = Literal["frames", "codewords"]
 SFInference = Literal["midpoint", "vertex"]
 Head = Literal["istft", "conv"]
+EncoderKind = Literal["dac", "stft"]
+DecoderKind = Literal["dac", "vocos"]
+Spectrum = Literal["polar", "cartesian"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,13 +91,24 @@ class QuantizerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """A codec: strided stem + DAC encoder blocks, residual quantizer, DAC decoder blocks + output head.
+    """A codec: encoder -> residual quantizer -> decoder (modules built by ``codec.builder``).
 
-    The encoder's first convolution (``stem_stride``) brings the signal to a reduced rate at once, so
-    no residual unit runs at the full sample rate; ``encoder_rates`` are DAC ``EncoderBlock`` strides.
-    The decoder upsamples by ``decoder_rates`` (DAC ``DecoderBlock``) to ``head_hop`` samples per step,
-    and the head makes samples: ``istft`` predicts a magnitude/phase spectrum (n_fft = 4 * head_hop),
-    ``conv`` a transposed convolution with stride ``head_hop``.
+    Encoders (``encoder``):
+      - ``dac``: a strided stem convolution (``stem_stride``) brings the signal to a reduced rate at
+        once, then DAC ``EncoderBlock`` s with strides ``encoder_rates`` (``encoder_dim`` channels,
+        doubling per block).
+      - ``stft``: reads the power-compressed complex STFT with hop ``stem_stride`` (n_fft = 4 x hop),
+        ``encoder_depth`` ConvNeXt blocks of ``encoder_dim`` channels at that frame rate, then strided
+        convolutions ``encoder_rates`` down to the latent rate.
+    Either way ``hop_length = stem_stride * prod(encoder_rates)``.
+    Decoders (``decoder``):
+      - ``dac``: DAC ``DecoderBlock`` s upsampling by ``decoder_rates`` from ``decoder_dim`` channels
+        (halving per block), then the head: ``istft`` or ``conv`` (transposed convolution).
+      - ``vocos``: ``decoder_depth`` ConvNeXt blocks of ``decoder_dim`` channels at the latent frame
+        rate, transposed convolutions ``decoder_rates``, then an iSTFT head.
+    The head makes ``head_hop = hop_length / prod(decoder_rates)`` samples per step; an iSTFT head
+    (n_fft = 4 x head_hop) predicts a ``spectrum``: ``polar`` (log-magnitude, angle) or ``cartesian``
+    (real and imaginary parts of the power-compressed spectrum).
     """
 
     name: str = "diveq-codec"
@@ -107,6 +121,11 @@ class ModelConfig:
     decoder_rates: tuple[int, ...] = (2, 2)
     head: Head = "istft"
     quantizer: QuantizerConfig = dataclasses.field(default_factory=QuantizerConfig)
+    encoder: EncoderKind = "dac"
+    encoder_depth: int = 4
+    decoder: DecoderKind = "dac"
+    decoder_depth: int = 8
+    spectrum: Spectrum = "polar"
 
     def __post_init__(self) -> None:
         _check(8000 <= self.sample_rate <= 96000, "model.sample_rate", "must be in 8000..96000")
@@ -116,6 +135,12 @@ class ModelConfig:
             _check(all(r >= 1 for r in getattr(self, key)), f"model.{key}", "strides must be >= 1")
         _check(self.hop_length % math.prod(self.decoder_rates) == 0, "model.decoder_rates",
                f"their product must divide hop_length {self.hop_length}")
+        _check(self.encoder_depth >= 0, "model.encoder_depth", "must be >= 0")
+        _check(self.decoder_depth >= 0, "model.decoder_depth", "must be >= 0")
+        _check(self.decoder != "vocos" or self.head == "istft", "model.head",
+               "the vocos decoder has an istft head")
+        _check(self.head == "istft" or self.spectrum == "polar", "model.spectrum",
+               "applies to an istft head only")
 
     @property
     def hop_length(self) -> int:

@@ -9,25 +9,50 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class ISTFTHead(nn.Module):
-    """Features [B, C, N] -> audio [B, 1, N * hop]: predicts log-magnitude and phase of an STFT with
-    n_fft = 4 * hop (Hann window, centred frames) and inverts it."""
+#: Cartesian heads predict the spectrum compressed as |S|^SPECTRUM_POWER (with its phase).
+SPECTRUM_POWER = 0.3
+_MAX_COMPRESSED = 10.0  # |S| <= 10^(1/0.3) ~ 2154: bounds the decompression's growth
 
-    def __init__(self, dim: int, hop: int) -> None:
+
+def decompress(real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
+    """The complex spectrum S whose power-compressed form |S|^0.3 S/|S| is ``real + i imag``
+    (any shape; the compressed magnitude is capped at 10 to bound the growth)."""
+    compressed = torch.sqrt(real.square() + imag.square() + 1e-12)
+    scale = compressed.clamp(max=_MAX_COMPRESSED).pow(1.0 / SPECTRUM_POWER) / compressed
+    return torch.complex(real * scale, imag * scale)
+
+
+class ISTFTHead(nn.Module):
+    """Features [B, C, N] -> audio [B, 1, N * hop] through an inverse STFT (n_fft = 4 * hop, Hann
+    window, centred frames).
+
+    ``spectrum`` says what the projection predicts per bin:
+      - ``polar``: log-magnitude and phase angle (the angle is a raw, wrapping value);
+      - ``cartesian``: real and imaginary parts of the power-compressed spectrum
+        C = |S|^0.3 S/|S|, decompressed before the iSTFT (no wrap: the compressed complex loss
+        has a smooth target).
+    """
+
+    def __init__(self, dim: int, hop: int, spectrum: str = "polar", kernel_size: int = 7) -> None:
         super().__init__()
         from dac.nn.layers import WNConv1d
 
+        if spectrum not in ("polar", "cartesian"):
+            raise ValueError(f"spectrum must be polar or cartesian, got {spectrum!r}")
         self.hop = hop
         self.n_fft = 4 * hop
-        self.proj = WNConv1d(dim, self.n_fft + 2, kernel_size=7, padding=3)
+        self.spectrum = spectrum
+        self.proj = WNConv1d(dim, self.n_fft + 2, kernel_size=kernel_size, padding=kernel_size // 2)
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1]
         x = self.proj(F.pad(x, (0, 1), mode="replicate"))  # centred iSTFT: N + 1 frames -> N * hop
-        log_mag, phase = x.float().chunk(2, dim=1)
-        mag = torch.exp(log_mag).clamp(max=1e2)
-        spec = torch.polar(mag, phase)
+        a, b = x.float().chunk(2, dim=1)
+        if self.spectrum == "polar":
+            spec = torch.polar(torch.exp(a).clamp(max=1e2), b)
+        else:
+            spec = decompress(a, b)
         audio = torch.istft(spec, self.n_fft, self.hop, self.n_fft, self.window, center=True,
                             length=n * self.hop)
         return audio[:, None, :]
@@ -50,7 +75,7 @@ class ConvHead(nn.Module):
         return torch.tanh(self.proj(x))
 
 
-class Decoder(nn.Module):
+class DACDecoder(nn.Module):
     """Latent [B, latent_dim, F] -> audio [B, 1, F * hop_length] (trimmed or zero-padded to that).
 
     A 7-tap input convolution to ``decoder_dim`` channels, DAC ``DecoderBlock`` s with ``rates``
@@ -58,7 +83,7 @@ class Decoder(nn.Module):
     """
 
     def __init__(self, latent_dim: int, decoder_dim: int, rates: tuple[int, ...], head: str,
-                 head_hop: int) -> None:
+                 head_hop: int, spectrum: str = "polar") -> None:
         super().__init__()
         from dac.model.dac import DecoderBlock
         from dac.nn.layers import Snake1d, WNConv1d
@@ -71,7 +96,7 @@ class Decoder(nn.Module):
             dim //= 2
         layers.append(Snake1d(dim))
         self.block = nn.Sequential(*layers)
-        self.head = ISTFTHead(dim, head_hop) if head == "istft" else ConvHead(dim, head_hop)
+        self.head = ISTFTHead(dim, head_hop, spectrum) if head == "istft" else ConvHead(dim, head_hop)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         audio = self.head(self.block(latent))

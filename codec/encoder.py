@@ -17,7 +17,7 @@ def rms_normalize(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)
 
 
-class Encoder(nn.Module):
+class DACEncoder(nn.Module):
     """Audio [B, 1, T] -> latent [B, latent_dim, T / hop_length] with every frame at unit RMS.
 
     The stem convolution (kernel 2 * stem_stride, stride stem_stride) brings the signal to a reduced

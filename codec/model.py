@@ -1,4 +1,5 @@
-"""The codec: Encoder -> residual quantizer -> Decoder, configured by a frozen ModelConfig."""
+"""The codec: encoder -> residual quantizer -> decoder (``codec.builder.build_codec`` makes one from a
+ModelConfig)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .decoder import Decoder
-from .encoder import Encoder
-from .errors import ConfigError
-from .quantize import build_quantizer
 
 
 @dataclass
@@ -42,22 +39,14 @@ class Codec(nn.Module):
     fresh model); bitstreams record it so a stream is never decoded by another model.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, encoder: nn.Module, quantizer: nn.Module,
+                 decoder: nn.Module) -> None:
         super().__init__()
-        q = config.quantizer
-        if q.codebook_dim > config.latent_dim:
-            raise ConfigError(f"quantizer.codebook_dim ({q.codebook_dim}) must not exceed "
-                              f"model.latent_dim ({config.latent_dim})")
-        if config.decoder_dim >> len(config.decoder_rates) < 1:
-            raise ConfigError("model.decoder_dim: too small for the number of decoder blocks "
-                              "(channels halve at each block)")
         self.config = config
         self.weights_hash: str | None = None
-        self.encoder = Encoder(config.encoder_dim, config.stem_stride, config.encoder_rates,
-                               config.latent_dim)
-        self.quantizer = build_quantizer(config.latent_dim, q)
-        self.decoder = Decoder(config.latent_dim, config.decoder_dim, config.decoder_rates,
-                               config.head, config.head_hop)
+        self.encoder = encoder  # [B, 1, T] -> [B, D, T / hop_length]
+        self.quantizer = quantizer  # codec.quantize interface
+        self.decoder = decoder  # [B, D, F] -> [B, 1, F * hop_length]
 
     # ---- derived facts ----------------------------------------------------------------------
     @property

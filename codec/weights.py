@@ -15,6 +15,7 @@ from .audio import atomic_output
 from .config import ModelConfig, from_dict, to_dict
 from .errors import ConfigError, ModelError
 from .model import Codec
+from .builder import build_codec
 
 FORMAT = "diveq-codec-model"
 FORMAT_VERSION = 1
@@ -115,7 +116,7 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> Cod
     if recorded and digest != recorded:
         raise ModelError(f"{path}: corrupted weights (sha256 {digest[:12]}... does not match the "
                          f"recorded {recorded[:12]}...)")
-    model = Codec(config)
+    model = build_codec(config)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -14,7 +14,7 @@ import time
 import torch
 
 from codec.eval.metrics import MelDistance
-from codec.model import Codec
+from codec.builder import build_codec
 from codec.train.recipe import load_recipe
 
 
@@ -31,7 +31,7 @@ def main() -> None:
     for path in args.recipes:
         cfg = load_recipe(path).model
         torch.manual_seed(0)
-        model = Codec(cfg)
+        model = build_codec(cfg)
         loss_fn = MelDistance(cfg.sample_rate)
         opt = torch.optim.AdamW(model.parameters(), 1e-4)
         x = torch.randn(8, 1, int(0.8 * cfg.sample_rate)) * 0.1

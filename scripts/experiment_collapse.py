@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support import speechlike, stft_loss  # noqa: E402
 
 from codec.config import ModelConfig, QuantizerConfig  # noqa: E402
-from codec.model import Codec  # noqa: E402
+from codec.builder import build_codec  # noqa: E402
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
     cfg = ModelConfig(encoder_dim=8, decoder_dim=64, latent_dim=args.latent_dim,
                       quantizer=QuantizerConfig(kind=args.kind, n_codebooks=n_stages, codebook_size=64,
                                                 codebook_dim=args.codebook_dim, replace_interval=20))
-    model = Codec(cfg)
+    model = build_codec(cfg)
     signal = np.concatenate([speechlike(2.0, seed=s) for s in range(8)])
 
     def batch(size: int = 8, length: int = 6400) -> torch.Tensor:

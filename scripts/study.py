@@ -301,7 +301,7 @@ def evaluate_run(info: RunInfo, device: str, clip_cache: dict[Any, list[Any]]
 
     from codec.api import resolve_device
     from codec.eval import metrics
-    from codec.model import Codec
+    from codec.builder import build_codec
     from codec.train import checkpoint as ckpt
     from codec.train.batches import build_validation_clips
     from codec.train.recipe import recipe_from_json
@@ -309,7 +309,7 @@ def evaluate_run(info: RunInfo, device: str, clip_cache: dict[Any, list[Any]]
     payload = ckpt.load_checkpoint(info.run_dir / ckpt.LAST)
     recipe = recipe_from_json(payload["recipe"])
     dev = resolve_device(device)
-    model = Codec(recipe.model)
+    model = build_codec(recipe.model)
     model.load_state_dict(payload["model"], strict=True)
     model.to(dev).eval()
     data = recipe.data

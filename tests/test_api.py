@@ -19,6 +19,7 @@ from codec.bitstream import decode_stream, encode_stream
 from codec.config import ModelConfig, QuantizerConfig
 from codec.errors import AudioError, BitstreamError, DeviceError, ModelError, UsageError
 from codec.model import Codec
+from codec.builder import build_codec
 from codec.weights import save_model
 
 
@@ -31,7 +32,7 @@ def tiny_config(name: str = "tiny") -> ModelConfig:
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model(Codec(tiny_config()), path)
+    save_model(build_codec(tiny_config()), path)
     return path
 
 
@@ -253,7 +254,7 @@ def test_windowed_coding_matches_whole_signal(model: Codec) -> None:
 
 def test_stream_from_another_model(tmp_path: Path, model: Codec) -> None:
     torch.manual_seed(1)
-    other = Codec(tiny_config("other-model"))
+    other = build_codec(tiny_config("other-model"))
     save_model(other, tmp_path / "other.safetensors")
     data = api.compress(other, signal(1, 16000, 0.3), 16000)
     with pytest.raises(BitstreamError, match="'other-model'.*'tiny'"):

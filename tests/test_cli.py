@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from codec import api
 from codec.config import ModelConfig, QuantizerConfig
-from codec.model import Codec
+from codec.builder import build_codec
 from codec.weights import save_model
 
 SCRIPT = Path(sys.executable).parent / "diveq-codec"
@@ -34,7 +34,7 @@ TIMEOUT = 180
 
 def tiny_model(path: Path, name: str, seed: int) -> Path:
     torch.manual_seed(seed)
-    save_model(Codec(ModelConfig(name=name, encoder_dim=4, decoder_dim=16, latent_dim=8,
+    save_model(build_codec(ModelConfig(name=name, encoder_dim=4, decoder_dim=16, latent_dim=8,
                                  quantizer=QuantizerConfig(n_codebooks=3, codebook_size=16,
                                                            codebook_dim=4))), path)
     return path

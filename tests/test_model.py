@@ -8,6 +8,7 @@ import torch
 from codec.config import ModelConfig, QuantizerConfig
 from codec.errors import ConfigError, ModelError
 from codec.model import Codec
+from codec.builder import build_codec
 from codec.weights import load_model_file, save_model
 
 from support import speechlike, stft_loss
@@ -24,7 +25,7 @@ def test_shapes_lengths_and_derived_facts():
     assert cfg.hop_length == 320 and cfg.frame_rate == 50.0
     assert [cfg.bitrate(n) for n in (3, 6, 12)] == [1500.0, 3000.0, 6000.0]
     assert cfg.n_codebooks_for(6.0) == 12 and cfg.n_codebooks_for(1.5) == 3
-    model = Codec(tiny_config()).eval()
+    model = build_codec(tiny_config()).eval()
     for T in (1, 319, 320, 4001):
         audio = torch.randn(2, 1, T) * 0.1
         codes = model.encode(audio, 2)
@@ -37,12 +38,12 @@ def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="codebook_size"):
         QuantizerConfig(codebook_size=1000)
     with pytest.raises(ConfigError, match="codebook_dim"):
-        Codec(ModelConfig(latent_dim=8, quantizer=QuantizerConfig(codebook_dim=16)))
+        build_codec(ModelConfig(latent_dim=8, quantizer=QuantizerConfig(codebook_dim=16)))
 
 
 @pytest.mark.parametrize("kind", ["diveq", "sfdiveq", "ste"])
 def test_save_load_round_trip_is_exact(tmp_path, kind):
-    model = Codec(tiny_config(kind))
+    model = build_codec(tiny_config(kind))
     model.train()
     model(torch.randn(2, 1, 3200) * 0.1)  # data-driven init, counters move
     model.eval()
@@ -64,7 +65,7 @@ def test_load_rejects_bad_files(tmp_path):
     with pytest.raises(ModelError, match="not a diveq-codec model"):
         load_model_file(junk)
     path = tmp_path / "m.safetensors"
-    save_model(Codec(tiny_config()), path)
+    save_model(build_codec(tiny_config()), path)
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF  # flip a weight byte
     bad = tmp_path / "corrupt.safetensors"
@@ -96,7 +97,7 @@ def _train(model: Codec, clips: torch.Tensor, steps: int, batch: int = 4, seed: 
 @pytest.mark.parametrize("kind", ["diveq", "sfdiveq", "ste"])
 def test_tiny_codec_overfits_one_second(kind):
     torch.manual_seed(0)
-    model = Codec(tiny_config(kind))
+    model = build_codec(tiny_config(kind))
     clip = torch.from_numpy(speechlike(1.0, seed=1))[None]
     losses = _train(model, clip, steps=100)
     first, last = sum(losses[:5]) / 5, sum(losses[-10:]) / 10
@@ -106,7 +107,7 @@ def test_tiny_codec_overfits_one_second(kind):
 def test_short_run_uses_codes_refines_and_stays_bounded():
     """The collapse and non-refinement traps of TRAINING-NOTES.md, on a short DiVeQ run."""
     torch.manual_seed(0)
-    model = Codec(tiny_config("diveq"))
+    model = build_codec(tiny_config("diveq"))
     clips = torch.stack([torch.from_numpy(speechlike(2.0, seed=s)) for s in range(6)])
     _train(model, clips, steps=120)
     model.quantizer.reset_usage()

@@ -22,7 +22,7 @@ from codec.train.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY_RECIPES = ROOT / "recipes" / "study"
-ARMS = ("diveq", "diveq-onsum", "sfdiveq", "ste", "ste-lr1e-4")
+ARMS = ("diveq", "diveq-onsum", "sfdiveq", "sfdiveq-vertex", "ste", "ste-lr1e-4", "ste-restarts")
 
 
 def _load_script():
@@ -99,7 +99,10 @@ def test_study_recipes_differ_only_in_the_quantizer():
     q = {name: (r.model.quantizer.kind, r.model.quantizer.reparam) for name, r in arms.items()}
     assert q == {"ste": ("ste", "per_stage"), "ste-lr1e-4": ("ste", "per_stage"),
                  "diveq": ("diveq", "per_stage"), "diveq-onsum": ("diveq", "on_sum"),
-                 "sfdiveq": ("sfdiveq", "per_stage")}
+                 "sfdiveq": ("sfdiveq", "per_stage"), "sfdiveq-vertex": ("sfdiveq", "per_stage"),
+                 "ste-restarts": ("ste", "per_stage")}
+    assert arms["sfdiveq-vertex"].model.quantizer.sf_inference == "vertex"
+    assert arms["ste-restarts"].model.quantizer.ste_restarts
     assert not base.uses_gan
     assert base.model.bitrate(12) == 6000.0 and 12 in base.validation.n_codebooks
 

@@ -134,9 +134,9 @@ def test_debug_recipe_trains_and_loss_falls(reference_run: Path) -> None:
     # the same clips scored with the untrained model (same seed, same init) are worse
     clips = build_validation_clips(recipe)
     torch.manual_seed(recipe.seed)
-    from codec.model import Codec
+    from codec.builder import build_codec
 
-    model = Codec(recipe.model)
+    model = build_codec(recipe.model)
     before = validate(model, clips, recipe, torch.device("cpu"))["mel_distance@4"]
     model.load_state_dict(_params(reference_run / ckpt.LAST))
     after = validate(model, clips, recipe, torch.device("cpu"))["mel_distance@4"]
@@ -300,7 +300,7 @@ def test_max_minutes_stops_cleanly_with_a_checkpoint(tmp_path: Path, one_thread)
 
 def test_init_from_starts_a_new_run_from_exported_weights(reference_run: Path, tmp_path: Path,
                                                            one_thread) -> None:
-    from codec.model import Codec
+    from codec.builder import build_codec
     from codec.train.export import export_model
     from codec.weights import load_model_file
 
@@ -309,7 +309,7 @@ def test_init_from_starts_a_new_run_from_exported_weights(reference_run: Path, t
     # training-only quantizer settings may change; the loaded state is the exported one exactly
     q = dataclasses.replace(recipe.model.quantizer, dropout=0.0, replace_interval=3)
     tuned = recipe.replace(model=dataclasses.replace(recipe.model, quantizer=q))
-    model = Codec(tuned.model)
+    model = build_codec(tuned.model)
     loop._load_initial_weights(model, exported, tuned)
     source = load_model_file(exported).state_dict()
     assert all(torch.equal(model.state_dict()[k], source[k]) for k in source)

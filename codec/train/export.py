@@ -21,7 +21,7 @@ def export_model(source: str | Path, out: str | Path, force: bool = False) -> Pa
     Raises UsageError when ``out`` (or its ``.json`` card) exists and ``force`` is False, and
     TrainingError for a missing or unusable checkpoint.
     """
-    from ..model import Codec
+    from ..builder import build_codec
     from ..weights import save_model
 
     out = Path(out)
@@ -34,7 +34,7 @@ def export_model(source: str | Path, out: str | Path, force: bool = False) -> Pa
     path = ckpt.resolve_checkpoint(Path(source))
     payload = ckpt.load_checkpoint(path)
     recipe = recipe_from_json(payload["recipe"])
-    model = Codec(recipe.model)
+    model = build_codec(recipe.model)
     try:
         model.load_state_dict(payload["model"], strict=True)
     except RuntimeError as exc:

@@ -148,7 +148,7 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
          max_minutes: float | None, max_cpu_minutes: float | None, progress: bool, t_start: float,
          init_from: Path | None) -> TrainResult:
     """The training run itself, inside an already joined process group (see :func:`train`)."""
-    from ..model import Codec
+    from ..builder import build_codec
 
     last_path, best_path = run_dir / ckpt.LAST, run_dir / ckpt.BEST
     dev = info.device
@@ -157,7 +157,7 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
     try:
         # --- models and optimisers (identical initial weights on every rank) -----------------------
         torch.manual_seed(recipe.seed)
-        model = Codec(recipe.model).to(dev)
+        model = build_codec(recipe.model).to(dev)
         disc = build_discriminator(recipe).to(dev) if recipe.uses_gan else None
         opt = recipe.optim
         optimizer = torch.optim.AdamW(model.parameters(), lr=opt.lr, betas=opt.betas,
