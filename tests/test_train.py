@@ -359,3 +359,29 @@ def test_phase_loss_term_is_logged_and_weighted(tmp_path: Path, one_thread) -> N
         assert r["total"] == pytest.approx(expected, rel=1e-4)
     loop.train(DEBUG, tmp_path / "plain", progress=False, max_steps=2)  # phase = 0: not computed
     assert all(r["phase"] == 0.0 for r in _records(tmp_path / "plain", "train"))
+
+
+def test_complex_stft_term_is_logged_and_weighted(tmp_path: Path, one_thread) -> None:
+    recipe = load_recipe(DEBUG)
+    recipe = recipe.replace(loss=dataclasses.replace(recipe.loss, complex_stft=3.0, waveform=5.0))
+    loop.train(recipe, tmp_path, progress=False, max_steps=3)
+    for r in _records(tmp_path, "train"):
+        assert r["complex_stft"] > 0 and r["waveform"] > 0
+        expected = (recipe.loss.mel * r["mel"] + 3.0 * r["complex_stft"] + 5.0 * r["waveform"]
+                    + recipe.loss.aux * r["aux"])
+        assert r["total"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_resume_with_another_name_and_schedule_but_not_another_architecture(tmp_path: Path,
+                                                                             one_thread) -> None:
+    recipe = load_recipe(DEBUG)
+    loop.train(recipe, tmp_path, progress=False, max_steps=2)
+    longer = recipe.replace(model=dataclasses.replace(recipe.model, name="renamed"),
+                            optim=dataclasses.replace(recipe.optim, lr_decay=0.9))
+    result = loop.train(longer, tmp_path, progress=False, max_steps=3, resume=True)
+    assert result.step == 3
+    wider = recipe.replace(model=dataclasses.replace(recipe.model, latent_dim=32))
+    with pytest.raises(TrainingError, match="latent_dim"):
+        loop.train(wider, tmp_path, progress=False, max_steps=4, resume=True)
+    cpu = [r["cpu_s"] for r in _records(tmp_path, "train")]
+    assert cpu == sorted(cpu) and cpu[-1] > 0  # CPU time accumulates across sessions

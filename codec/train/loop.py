@@ -89,8 +89,9 @@ def train(recipe: Recipe | Path, out: Path, *, resume: bool = False, max_steps: 
           max_cpu_minutes: float | None = None) -> TrainResult:
     """Train (or continue training) a codec; see the module docstring for what ``out`` receives.
 
-    recipe: a Recipe or a TOML path. resume: continue from ``out/last.pt`` (its model section must
-    match the recipe's). max_steps: overrides ``schedule.max_steps``. max_minutes: stop cleanly
+    recipe: a Recipe or a TOML path. resume: continue from ``out/last.pt``; the recipe's [model] must
+    have the checkpoint's architecture (its name and training-only quantizer settings may differ, as
+    may every other section: a long run can continue a short one with another schedule). max_steps: overrides ``schedule.max_steps``. max_minutes: stop cleanly
     (checkpoint at exit) after this much wall time. device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
     threads: ``torch.set_num_threads`` for this process (None leaves torch's default). On a shared,
     loaded CPU one thread per process is often several times faster than two.
@@ -169,9 +170,11 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool,
         if resume:
             payload = ckpt.load_checkpoint(last_path)  # on CPU: RNG states must stay there
             stored = recipe_from_json(payload["recipe"])
-            if stored.model != recipe.model:
+            ours, theirs = _architecture(recipe.model), _architecture(stored.model)
+            if ours != theirs:
+                keys = [k for k in ours if ours[k] != theirs.get(k)]
                 raise TrainingError(f"cannot resume {run_dir}: the recipe's [model] differs from the "
-                                    "checkpoint's")
+                                    f"checkpoint's in {', '.join(keys)}")
             model.load_state_dict(payload["model"])
             optimizer.load_state_dict(payload["optimizer"])
             if disc is not None and payload.get("discriminator"):
