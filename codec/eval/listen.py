@@ -275,7 +275,7 @@ figcaption { display: flex; justify-content: space-between; gap: .5rem; margin-b
 .card audio { display: block; width: 100%; height: 2.2rem; }
 .card img { display: block; width: 100%; height: 150px; margin-top: .4rem; border-radius: 3px; }
 .card svg { display: block; width: 100%; height: 2.6rem; margin-top: .3rem; }
-.card svg rect { fill: var(--bar); }
+.card svg path { fill: var(--bar); }
 .card svg line { stroke: var(--line); }
 dl.scores { display: grid; grid-template-columns: repeat(4, auto); gap: 0 .5rem; margin: .35rem 0 0;
   font-size: .85rem; font-variant-numeric: tabular-nums; }
@@ -328,18 +328,16 @@ def _scores_table(results: Results) -> str:
     return "\n".join(lines)
 
 
-def _band_svg(errors: np.ndarray, scale_db: float, sample_rate: int) -> str:
-    """Bars of the per-band error (0 Hz left, Nyquist right), all cards of a clip on one scale."""
+def _band_svg(errors: np.ndarray, scale_db: float) -> str:
+    """Bars of the per-band error (0 Hz left, Nyquist right), all cards of a clip on one scale: one
+    path, and the values in its tooltip."""
     n = len(errors)
-    bars = []
-    for b, value in enumerate(errors):
-        low, high = b * BAND_HZ / 1000, min((b + 1) * BAND_HZ, sample_rate / 2) / 1000
-        tip = f"{low:g}-{high:g} kHz: " + ("n/a" if not math.isfinite(value) else f"{value:.1f} dB")
-        height = 0.0 if not math.isfinite(value) else 38.0 * min(value / scale_db, 1.0)
-        bars.append(f'<rect x="{b * 10 + 1}" y="{40 - height:.1f}" width="8" height="{height:.1f}">'
-                    f"<title>{_e(tip)}</title></rect>")
+    bars = "".join(f"M{b * 10 + 1} 40v-{38.0 * min(value / scale_db, 1.0):.1f}h8V40z"
+                   for b, value in enumerate(errors) if math.isfinite(value))
+    values = " ".join("n/a" if not math.isfinite(v) else f"{v:.1f}" for v in errors)
+    tip = f"mean |dB difference| per {BAND_HZ / 1000:g} kHz band from 0 Hz: {values}"
     return (f'<svg viewBox="0 0 {n * 10} 40" preserveAspectRatio="none" role="img" '
-            f'aria-label="per-band error">{"".join(bars)}'
+            f'aria-label="per-band error"><title>{_e(tip)}</title><path d="{bars}"/>'
             f'<line x1="0" y1="40" x2="{n * 10}" y2="40" stroke-width="1"/></svg>')
 
 
@@ -361,7 +359,7 @@ def _card(results: Results, clip: Clip, card: _Card, band_scale: float) -> str:
             f"{_data(f.scores[m], _number(f.scores[m], METRIC_LABELS[m][1]), file=clip.index, system=card.system, metric=m)}"
             "</dd>" for m in METRICS)
         assert card.band_errors is not None
-        extra = (_band_svg(card.band_errors, band_scale, results.sample_rate)
+        extra = (_band_svg(card.band_errors, band_scale)
                  + f'<dl class="scores">{scores}</dl>')
     alt = f"spectrogram of {name}, {Path(results.files[clip.index]).name}"
     return (f'<figure class="card"><figcaption><b>{_e(name)}</b><small>{rate}</small></figcaption>'
