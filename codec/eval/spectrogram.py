@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import align
+from .metrics import _hann, align
 
 #: Decibels below ``top_db`` that the colour scale spans; quieter bins are drawn at its floor.
 RANGE_DB = 80.0
@@ -44,14 +44,6 @@ def stft_size(sample_rate: int) -> tuple[int, int]:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     n_fft = 1 << max(4, round(np.log2(0.032 * sample_rate)))
     return n_fft, max(1, round(0.010 * sample_rate))
-
-
-@functools.lru_cache(maxsize=8)
-def _hann(length: int) -> np.ndarray:
-    """Periodic Hann window ``[length]`` float64 (read-only, cached)."""
-    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)
-    window.setflags(write=False)
-    return window
 
 
 def log_spectrogram(audio: np.ndarray, sample_rate: int) -> np.ndarray:
