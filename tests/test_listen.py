@@ -456,7 +456,8 @@ def test_compare_with_the_builtin_model(tmp_path: Path) -> None:
     data = json.loads((out / "results.json").read_text())
     (system,) = data["systems"]
     assert (system["name"], system["kbps"]) == ("diveq", 6.0)
-    assert 5.0 < system["real_kbps"] < 12.0 and system["mean"]["stoi"] > 0.3
+    assert 6.0 < system["real_kbps"] < 9.0  # 6 kbps of codes + the container on a 1 s file
+    assert system["mean"]["stoi"] > 0.6  # speech, not noise or silence (0.81 when written)
     decoded, rate = soundfile.read(str(out / "audio" / "01-speech" / "diveq-6kbps.flac"))
     assert rate == SR and decoded.shape == (SR,) and np.abs(decoded).max() > 0.01
 
@@ -475,8 +476,8 @@ def test_page_in_headless_chromium(any_page: Path, tmp_path: Path) -> None:
     problems: list[str] = []
     with chromium_context(width=1280, height=900) as context:
         page = context.new_page()
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-                if m.type in ("error", "warning") else None)
+        page.on("console", lambda m: problems.append(f"console error: {m.text}")
+                if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
         page.goto((any_page / "index.html").resolve().as_uri(), wait_until="load")
