@@ -187,10 +187,11 @@ def _write_clip_files(out_dir: Path, clip: Clip, folder: str, results: Results,
     audio_dir, image_dir = out_dir / AUDIO_FOLDER / folder, out_dir / SPECTROGRAM_FOLDER / folder
     audio_dir.mkdir(parents=True, exist_ok=True)
     image_dir.mkdir(parents=True, exist_ok=True)
-    ref = _as_float(to_pcm16(reference))
+    ref_pcm = to_pcm16(reference)
+    ref = _as_float(ref_pcm)
     top_db = float(log_spectrogram(ref, rate).max())  # one colour scale for the whole clip
     cards = []
-    signals: list[tuple[int | None, str, np.ndarray]] = [(None, "original", to_pcm16(reference))]
+    signals: list[tuple[int | None, str, np.ndarray]] = [(None, "original", ref_pcm)]
     signals += [(j, system_slug(s), to_pcm16(decoded(clip.index, j)))
                 for j, s in enumerate(results.systems)]
     for system, name, pcm in signals:
