@@ -6,10 +6,11 @@ cd "$(dirname "$0")"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # libsndfile for soundfile; sox/ffmpeg/espeak-ng/flite build the training corpus; opus-tools and codec2
-# are the anchors `diveq-codec eval` compares against.
+# are the anchors `diveq-codec eval` compares against; chromium (+ a font) is the headless browser the
+# tests open the listening page in (driven by playwright; nothing downloads a browser).
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    libsndfile1 sox ffmpeg espeak-ng flite opus-tools codec2 >/dev/null
+    libsndfile1 sox ffmpeg espeak-ng flite opus-tools codec2 chromium fonts-liberation >/dev/null
 PY="${PYTHON:-python3}"
 [ -d .venv ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip

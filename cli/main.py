@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from codec.model import Codec
 
 #: Modules that add commands with ``register(app)``; a module that does not exist yet is skipped.
-COMMAND_MODULES = ("cli.train", "cli.evaluate", "cli.corpus")
+COMMAND_MODULES = ("cli.train", "cli.evaluate", "cli.compare", "cli.corpus")
 #: Audio extensions the folder mode encodes (the same set codec.audio reads).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 #: Single files at least this long (seconds) show a progress bar.

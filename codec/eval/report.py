@@ -10,6 +10,9 @@ rate and is scored at that rate (:func:`codec.eval.metrics.score`). Per system t
 and standard deviation over files of PESQ-WB, STOI, mel distance and SI-SDR, the real bitrate (all
 compressed bytes * 8 / all reference seconds), and speed as reference seconds / run seconds ("x real
 time", wall clock of the ``run`` callable's own timings).
+
+:func:`evaluate` is :func:`measure` (run and score; ``on_decoded`` receives every decoded signal,
+which the listening page of :mod:`codec.eval.listen` keeps) followed by :func:`write_report`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ OUTPUT_NAMES: tuple[str, ...] = ("results.md", "results.json", "rate_quality.png
 
 RunFn = Callable[[np.ndarray, int], tuple[np.ndarray, int, float, float]]
 ProgressFn = Callable[[int, int, str], None]
+DecodedFn = Callable[[int, int, np.ndarray], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,12 +145,24 @@ def load_reference(path: Path, sample_rate: int) -> np.ndarray:
 
 def evaluate(ref_files: Sequence[Path], systems: Sequence[System], out_dir: Path, *,
              sample_rate: int = 16000, notes: Sequence[str] = (), force: bool = False,
-             progress: ProgressFn | None = None) -> Results:
-    """Run every system on every reference file, score, and write the report into ``out_dir``.
+             progress: ProgressFn | None = None, on_decoded: DecodedFn | None = None) -> Results:
+    """Run every system on every reference file, score, and write the report into ``out_dir``:
+    :func:`measure` then :func:`write_report` (whose docs say what each argument does)."""
+    _check_outputs(Path(out_dir), force)  # before any slow work
+    results = measure(ref_files, systems, sample_rate=sample_rate, notes=notes, progress=progress,
+                      on_decoded=on_decoded)
+    return write_report(results, out_dir, force=force)
 
-    Writes ``results.md``, ``results.json`` and ``rate_quality.png`` (atomically; an existing one is
-    a UsageError unless ``force``). ``notes`` (e.g. skipped anchors) go into the report.
-    ``progress(done, total, label)`` is called after each (file, system) step.
+
+def measure(ref_files: Sequence[Path], systems: Sequence[System], *, sample_rate: int = 16000,
+            notes: Sequence[str] = (), progress: ProgressFn | None = None,
+            on_decoded: DecodedFn | None = None) -> Results:
+    """Run every system on every reference file and score it; writes nothing (``outputs`` is empty).
+
+    ``notes`` (e.g. skipped anchors) go into the report. ``progress(done, total, label)`` is called
+    after each (file, system) step; ``on_decoded(file_index, system_index, decoded)`` gets each
+    decoded signal, mono ``[T]`` float32 at ``sample_rate`` as it was scored (to keep some for
+    listening; ``file_index`` counts ``ref_files``, ``system_index`` counts ``systems``).
     """
     if not systems:
         raise UsageError("no systems to evaluate")
@@ -155,30 +171,46 @@ def evaluate(ref_files: Sequence[Path], systems: Sequence[System], out_dir: Path
     names = [(s.name, s.kbps) for s in systems]
     if len(set(names)) != len(names):
         raise UsageError("two systems share the same name and bitrate")
-    out_dir = Path(out_dir)
-    _check_outputs(out_dir, force)
 
     per_system: list[list[FileScore]] = [[] for _ in systems]
     durations: list[float] = []
     total, done = len(ref_files) * len(systems), 0
-    for path in ref_files:
+    for file_index, path in enumerate(ref_files):
         ref = load_reference(path, sample_rate)
         durations.append(ref.shape[0] / sample_rate)
         for i, system in enumerate(systems):
-            per_system[i].append(_run_one(system, ref, sample_rate, Path(path).name))
+            file_score, decoded = _run_one(system, ref, sample_rate, Path(path).name)
+            per_system[i].append(file_score)
+            if on_decoded is not None:
+                on_decoded(file_index, i, decoded)
             done += 1
             if progress is not None:
                 progress(done, total, f"{system.name} {system.kbps:g} kbps: {Path(path).name}")
 
     summaries = tuple(_summarise(s, scores) for s, scores in zip(systems, per_system))
+    return Results(sample_rate=sample_rate, files=tuple(str(p) for p in ref_files),
+                   total_duration_s=float(sum(durations)), systems=summaries,
+                   notes=tuple(notes), outputs=())
+
+
+def write_report(results: Results, out_dir: Path, *, force: bool = False,
+                 final_dir: Path | None = None) -> Results:
+    """Write ``results.md``, ``results.json`` and ``rate_quality.png`` into ``out_dir`` (created if
+    needed; each file atomically; an existing one is a UsageError unless ``force``).
+
+    Returns ``results`` with ``outputs`` set to the paths written, named under ``final_dir`` when
+    given: the folder ``out_dir`` becomes afterwards when it is a staging folder (those are the
+    paths results.json records).
+    """
+    out_dir = Path(out_dir)
+    _check_outputs(out_dir, force)
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = tuple(out_dir / name for name in OUTPUT_NAMES)
-    results = Results(sample_rate=sample_rate, files=tuple(str(p) for p in ref_files),
-                      total_duration_s=float(sum(durations)), systems=summaries,
-                      notes=tuple(notes), outputs=outputs)
-    _write_text(outputs[0], render_markdown(results))
-    _write_text(outputs[1], json.dumps(results.to_dict(), indent=2) + "\n")
-    _write_plot(outputs[2], results)
+    named = Path(final_dir) if final_dir is not None else out_dir
+    results = dataclasses.replace(results, outputs=tuple(named / name for name in OUTPUT_NAMES))
+    paths = [out_dir / name for name in OUTPUT_NAMES]
+    _write_text(paths[0], render_markdown(results))
+    _write_text(paths[1], json.dumps(results.to_dict(), indent=2) + "\n")
+    _write_plot(paths[2], results)
     return results
 
 
@@ -190,7 +222,8 @@ def _check_outputs(out_dir: Path, force: bool) -> None:
         raise UsageError(f"{out_dir / existing[0]} exists (use --force to overwrite)")
 
 
-def _run_one(system: System, ref: np.ndarray, sample_rate: int, name: str) -> FileScore:
+def _run_one(system: System, ref: np.ndarray, sample_rate: int,
+             name: str) -> tuple[FileScore, np.ndarray]:
     decoded, n_bytes, encode_s, decode_s = system.run(ref.copy(), sample_rate)
     decoded = np.asarray(decoded, dtype=np.float32)
     if decoded.ndim == 2:
@@ -199,9 +232,10 @@ def _run_one(system: System, ref: np.ndarray, sample_rate: int, name: str) -> Fi
         raise ValueError(f"{system.name} returned audio of shape {decoded.shape}, expected [T]")
     if not np.isfinite(decoded).all():
         raise ValueError(f"{system.name} returned NaN/Inf samples for {name}")
-    return FileScore(file=name, duration_s=ref.shape[0] / sample_rate, n_bytes=int(n_bytes),
-                     encode_s=float(encode_s), decode_s=float(decode_s),
-                     scores=score(ref, decoded, sample_rate))
+    file_score = FileScore(file=name, duration_s=ref.shape[0] / sample_rate, n_bytes=int(n_bytes),
+                           encode_s=float(encode_s), decode_s=float(decode_s),
+                           scores=score(ref, decoded, sample_rate))
+    return file_score, decoded
 
 
 def _summarise(system: System, scores: list[FileScore]) -> SystemResult:
