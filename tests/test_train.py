@@ -50,7 +50,10 @@ def _assert_same_weights(a: Path, b: Path, atol: float = 0.0) -> None:
     if atol == 0.0:
         different = [k for k in pa if not torch.equal(pa[k], pb[k])]
     else:
-        different = [k for k in pa if not torch.allclose(pa[k].double(), pb[k].double(), rtol=0, atol=atol)]
+        # Across processes float rounding differs; a stage's pool of recent inputs (``frames``) then
+        # records other residuals wherever a code choice was a near-tie, so it is left out here.
+        different = [k for k in pa if not k.endswith(".frames")
+                     and not torch.allclose(pa[k].double(), pb[k].double(), rtol=0, atol=atol)]
     assert not different, f"weights differ: {different[:5]}"
 
 
