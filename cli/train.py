@@ -55,9 +55,11 @@ def export_command(
         help="Run directory (its best checkpoint, else last) or a checkpoint file.")],
     out: Annotated[Path, typer.Argument(help="Model file to write (.safetensors; a .json card too).")],
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="Store weights as float32 or float16 (half the file).")] = "float32",
 ) -> None:
     """Export a release model (weights + config, no optimiser or discriminator) from a run."""
     from codec.train.export import export_model
 
-    path = export_model(source, out, force=force)
+    path = export_model(source, out, force=force, dtype=dtype)
     typer.echo(f"wrote {path}", err=True)

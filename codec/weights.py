@@ -1,6 +1,11 @@
 """Saving and loading models: safetensors weights with the JSON config in the file's metadata,
 a JSON sidecar for people, and a sha256 content hash checked on every load. Loading is strict and
-never unpickles anything."""
+never unpickles anything.
+
+A model file holds what inference needs: training-only state (each codebook stage's pool of recent
+inputs, :data:`TRAINING_ONLY_SUFFIXES`) is left out, and may be absent on load. Floating-point weights
+can be stored as float16 (``dtype``), which halves the file; they are cast back to float32 on load.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,9 @@ from .builder import build_codec
 
 FORMAT = "diveq-codec-model"
 FORMAT_VERSION = 1
+#: State-dict keys ending like this are training-only buffers (a stage's pool of recent inputs).
+TRAINING_ONLY_SUFFIXES = (".frames", ".frames_filled")
+_FLOAT16_MAX = 65504.0
 
 
 def weights_hash(state: dict[str, torch.Tensor]) -> str:
@@ -31,8 +39,19 @@ def weights_hash(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _state(model: Codec) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+def _state(model: Codec, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """The state to store: training-only buffers left out, floating tensors in ``dtype`` if given."""
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.endswith(TRAINING_ONLY_SUFFIXES):
+            continue
+        value = value.detach().cpu()
+        if dtype is not None and value.is_floating_point():
+            if dtype == torch.float16 and value.numel() and float(value.abs().max()) > _FLOAT16_MAX:
+                raise ModelError(f"{key} holds values beyond float16's range; save it as float32")
+            value = value.to(dtype)
+        state[key] = value.contiguous()
+    return state
 
 
 def model_card(model: Codec, digest: str) -> dict[str, Any]:
@@ -46,15 +65,16 @@ def model_card(model: Codec, digest: str) -> dict[str, Any]:
     }
 
 
-def save_model(model: Codec, path: str | Path) -> str:
+def save_model(model: Codec, path: str | Path, dtype: torch.dtype | None = None) -> str:
     """Write ``path`` (.safetensors) and ``path`` with suffix .json atomically; returns the hash.
 
-    Sets ``model.weights_hash``.
+    dtype: store floating-point tensors in this dtype (e.g. ``torch.float16``); None keeps them.
+    Sets ``model.weights_hash`` (the hash of the stored tensors).
     """
     from safetensors.torch import save_file
 
     path = Path(path)
-    state = _state(model)
+    state = _state(model, dtype)
     digest = weights_hash(state)
     meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
             "config": json.dumps(to_dict(model.config)), "weights_sha256": digest}
@@ -117,8 +137,17 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> Cod
         raise ModelError(f"{path}: corrupted weights (sha256 {digest[:12]}... does not match the "
                          f"recorded {recorded[:12]}...)")
     model = build_codec(config)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith(TRAINING_ONLY_SUFFIXES)]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        what = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+        raise ModelError(f"{path}: weights do not fit the config ({what})")
+    for key, value in state.items():
+        if value.is_floating_point():
+            state[key] = value.to(expected[key].dtype)
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=False)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise ModelError(f"{path}: weights do not fit the config ({first})") from None

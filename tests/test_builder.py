@@ -68,3 +68,32 @@ def test_impossible_combinations_are_config_errors():
         ModelConfig(decoder="vocos", head="conv")
     with pytest.raises(ConfigError, match="model.spectrum"):
         ModelConfig(head="conv", spectrum="cartesian")
+
+
+def test_float16_model_files_are_half_the_size_and_decode_alike(tmp_path):
+    model = build_codec(_config("stft+vocos")).eval()
+    full, half = tmp_path / "full.safetensors", tmp_path / "half.safetensors"
+    save_model(model, full)
+    save_model(model, half, torch.float16)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    a, b = load_model_file(full), load_model_file(half)
+    assert a.weights_hash != b.weights_hash  # streams name the exact weights
+    assert all(p.dtype == torch.float32 for p in b.parameters())
+    x = 0.1 * torch.randn(1, 1, 3200)
+    with torch.no_grad():
+        ya, yb = a.decode(a.encode(x)), b.decode(a.encode(x))
+    assert float((ya - yb).norm() / ya.norm()) < 1e-2
+
+
+def test_model_files_leave_out_training_only_state(tmp_path):
+    from safetensors import safe_open
+
+    model = build_codec(_config("dac-polar")).train()
+    model(0.1 * torch.randn(2, 1, 3200))  # fills the stages' pools of recent inputs
+    path = tmp_path / "m.safetensors"
+    save_model(model, path)
+    with safe_open(str(path), framework="pt") as f:
+        keys = list(f.keys())
+    assert keys and not any(k.endswith((".frames", ".frames_filled")) for k in keys)
+    assert any(k.endswith(".codebook") for k in keys)
+    load_model_file(path)  # loads without them

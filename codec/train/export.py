@@ -14,9 +14,11 @@ from . import checkpoint as ckpt
 from .recipe import recipe_from_json
 
 
-def export_model(source: str | Path, out: str | Path, force: bool = False) -> Path:
+def export_model(source: str | Path, out: str | Path, force: bool = False,
+                 dtype: str = "float32") -> Path:
     """Write the codec held by ``source`` to ``out`` (a ``.safetensors`` path); returns ``out``.
 
+    dtype: ``float32`` or ``float16`` (half the file; weights are cast back to float32 on load).
     source: a checkpoint file, or a run directory (its ``best.pt``, else ``last.pt``).
     Raises UsageError when ``out`` (or its ``.json`` card) exists and ``force`` is False, and
     TrainingError for a missing or unusable checkpoint.
@@ -40,5 +42,9 @@ def export_model(source: str | Path, out: str | Path, force: bool = False) -> Pa
     except RuntimeError as exc:
         raise TrainingError(f"checkpoint {path} does not match its recipe's model: {exc}") from None
     model.eval()
-    save_model(model, out)
+    if dtype not in ("float32", "float16"):
+        raise UsageError(f"--dtype must be float32 or float16, got {dtype!r}")
+    import torch
+
+    save_model(model, out, getattr(torch, dtype))
     return out
