@@ -76,6 +76,14 @@ def write_error(target: str | os.PathLike[str], exc: OSError) -> OutputError:
     return OutputError(f"cannot write {where}: {describe_os_error(exc)}")
 
 
+def as_path(value: object, name: str) -> str | os.PathLike[str]:
+    """``value`` if it is a path (str or os.PathLike); UsageError otherwise."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise UsageError(f"{name} must be a path (or - for standard input/output), got "
+                         f"{type(value).__name__}")
+    return value
+
+
 def check_output(path: str | os.PathLike[str], force: bool = False) -> Path:
     """Raise UsageError if ``path`` is a folder, or exists and not ``force``; returns it as a Path.
 
@@ -315,6 +323,6 @@ def is_regular_file(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-__all__ = ["STDIO", "PART_SUFFIX", "PART_PATTERN", "is_stdio", "describe_os_error", "write_error",
+__all__ = ["STDIO", "PART_SUFFIX", "PART_PATTERN", "is_stdio", "as_path", "describe_os_error", "write_error",
            "check_output", "check_distinct", "sweep_stale_parts", "atomic_output", "spool_to_file",
            "is_regular_file"]

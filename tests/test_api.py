@@ -202,7 +202,9 @@ def test_bitrate_and_codebooks(model: Codec) -> None:
     per_stage = model.config.bitrate(1) / 1000  # 0.2 kbps for the tiny model
     assert decode_stream(api.compress(model, x, 16000, n_codebooks=2))[0].n_codebooks == 2
     assert decode_stream(api.compress(model, x, 16000, bitrate_kbps=2.5 * per_stage))[0].n_codebooks == 2
-    assert decode_stream(api.compress(model, x, 16000, bitrate_kbps=100))[0].n_codebooks == 3
+    assert decode_stream(api.compress(model, x, 16000, bitrate_kbps=3 * per_stage))[0].n_codebooks == 3
+    with pytest.raises(UsageError, match=r"above the 0.6 kbps maximum of model 'tiny' \(3 stages"):
+        api.compress(model, x, 16000, bitrate_kbps=100)  # refused, not silently lowered
     with pytest.raises(UsageError, match="below one stage"):
         api.compress(model, x, 16000, bitrate_kbps=0.5 * per_stage)
     with pytest.raises(UsageError, match="not both"):
@@ -256,7 +258,8 @@ def test_stream_from_another_model(tmp_path: Path, model: Codec) -> None:
     other = Codec(tiny_config("other-model"))
     save_model(other, tmp_path / "other.safetensors")
     data = api.compress(other, signal(1, 16000, 0.3), 16000)
-    with pytest.raises(BitstreamError, match="'other-model'.*'tiny'"):
+    # version-2 streams name the model by its weights hash (the name is not stored)
+    with pytest.raises(BitstreamError, match=f"another model \\(weights {other.weights_hash[:12]}\\).*'tiny'"):
         api.decompress(data, model)
 
 

@@ -66,7 +66,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     damaged = {
         "good": good,
         "badmagic": b"RIFF" + good[4:],
-        "newer": good[:4] + (2).to_bytes(2, "little") + good[6:],
+        "newer": good[:4] + (3).to_bytes(2, "little") + good[6:],  # the current version is 2
         "truncated": good[: len(good) - 7],
         "flipped": good[:-3] + bytes([good[-3] ^ 0x40]) + good[-2:],  # in the last chunk's codes
         "other": other,
@@ -179,7 +179,7 @@ def test_error_cases(tmp_path: Path, files: dict[str, Path]) -> None:
         (("decode", files["newer"], tmp_path / "out5.wav", *m), 4, r"newer diveq-codec"),
         (("decode", files["truncated"], tmp_path / "out6.wav", *m), 4, "truncated"),
         (("decode", files["flipped"], tmp_path / "out7.wav", *m), 4, "CRC mismatch"),
-        (("decode", files["other"], tmp_path / "out8.wav", *m), 4, r"'other-model'.*'tiny'"),
+        (("decode", files["other"], tmp_path / "out8.wav", *m), 4, r"another model \(weights .*'tiny'"),
         (("decode", tmp_path / "missing.dvq", tmp_path / "out9.wav", *m), 4, "no such file"),
         (("info", files["truncated"]), 4, "truncated"),
         (("encode", files["stereo"], tmp_path / "out10.dvq", "--model", tmp_path / "nope.safetensors"),
