@@ -424,11 +424,41 @@ def check_stream_output(out_path: str | os.PathLike[str]) -> None:
                          "give an existing folder, or - for standard output")
 
 
-class StreamInput:
-    """An open ``.dvq`` input with its header read and checked (:func:`open_stream`)."""
+class _Counted:
+    """A binary reader that counts the bytes read through it (and passes seeks through)."""
 
-    def __init__(self, file: BinaryIO, header: StreamHeader, name: str) -> None:
-        self.file, self.header, self.name = file, header, name
+    def __init__(self, f: BinaryIO) -> None:
+        self._f, self.count = f, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._f.read(size)
+        self.count += len(data)
+        return data
+
+    def seekable(self) -> bool:
+        return bool(getattr(self._f, "seekable", lambda: False)())
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._f.seek(offset, whence)
+
+
+class StreamInput:
+    """An open ``.dvq`` input with its header read and checked (:func:`open_stream`): ``file`` is
+    positioned at the first chunk, ``bytes_read`` counts the bytes read from it so far."""
+
+    def __init__(self, file: BinaryIO, name: str) -> None:
+        counted = _Counted(file)
+        self.file: BinaryIO = counted  # type: ignore[assignment]
+        self.name = name
+        self.header = read_header(self.file)
+        self._counted = counted
+
+    @property
+    def bytes_read(self) -> int:
+        return self._counted.count
 
 
 @contextlib.contextmanager
@@ -439,7 +469,7 @@ def open_stream(in_path: str | os.PathLike[str]) -> Iterator[StreamInput]:
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("standard input is a terminal: pipe a .dvq stream into it, or give a file "
                              "name instead of -")
-        yield StreamInput(sys.stdin.buffer, read_header(sys.stdin.buffer), "standard input")
+        yield StreamInput(sys.stdin.buffer, "standard input")
         return
     path = Path(as_path(in_path, "in_path"))
     if not path.exists():
@@ -451,7 +481,7 @@ def open_stream(in_path: str | os.PathLike[str]) -> Iterator[StreamInput]:
     except OSError as exc:
         raise BitstreamError(f"cannot read {path}: {exc.strerror or exc}") from None
     with f:
-        yield StreamInput(f, read_header(f), str(path))
+        yield StreamInput(f, str(path))
 
 
 def describe(header: StreamHeader) -> dict[str, str]:

@@ -52,7 +52,7 @@ _NAME_CHARS = 120
 _COPY_BLOCK = 1 << 20
 
 _HINTS = {
-    errno.EFBIG: "the file size limit (ulimit -f) or the file system's largest file",
+    errno.EFBIG: "beyond the file size limit, ulimit -f, or the file system's largest file",
     errno.EPIPE: "the reading end of the pipe was closed",
     errno.EROFS: "the file system is mounted read-only",
 }
