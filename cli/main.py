@@ -310,6 +310,39 @@ def _load(model: str | None, device: Device) -> Codec:
     return load_model(model, device.value)
 
 
+def _model_card(model: str | None) -> dict[str, Any] | None:
+    """The JSON card ``save_model`` writes next to a model (the built-in one for None), or None."""
+    import json
+
+    if model is None:
+        return builtin_model_card()
+    path = Path(model)
+    if not path.is_file():  # a built-in model's name
+        import codec
+
+        path = Path(codec.__file__).resolve().parent / "pretrained" / f"{model}.safetensors"
+    try:
+        card = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) else None
+
+
+def _check_stages_early(model: str | None, bitrate: float | None, n_codebooks: int | None) -> None:
+    """Refuse a bitrate above, or a stage count outside, what the model serves before loading it
+    (seconds with torch), from its JSON card when it has one; the loaded model is checked again."""
+    from codec.checks import choose_stages
+
+    card = _model_card(model)
+    rates = card.get("bitrates_kbps") if card else None
+    if not (isinstance(rates, list) and rates and all(isinstance(r, (int, float)) for r in rates)):
+        return
+    top = float(rates[-1])
+    if (bitrate is not None and bitrate > top * 1.001) or n_codebooks is not None:
+        choose_stages(bitrate, n_codebooks, top / len(rates), len(rates),
+                      f"model {printable(str(card.get('name')))!r}")
+
+
 def _into_folder(output: str, name: str, suffix: str) -> str:
     """``output``, or ``output/name+suffix`` when ``output`` is an existing folder."""
     if output != "-" and Path(output).is_dir():
@@ -353,6 +386,7 @@ def encode(
     _check_bitrate_options(bitrate, n_codebooks)
     if input != "-" and Path(input).is_dir():
         jobs = _folder_jobs(Path(input), Path(output), audio.INPUT_EXTENSIONS, ".dvq")
+        _check_stages_early(model, bitrate, n_codebooks)
         codec_model = _load(model, device)
         api.choose_n_codebooks(codec_model, bitrate, n_codebooks)
         _run_folder(jobs, lambda src, out: api.encode_file(
@@ -363,6 +397,7 @@ def encode(
     api.check_stream_output(output)
     fileio.check_distinct(input, output)
     fileio.check_output(output, force)
+    _check_stages_early(model, bitrate, n_codebooks)
     with audio.open_input(input) as src:  # fail on a bad input before loading the model
         checks.check_sample_rate(src.info.sample_rate, src.name)
         checks.check_channels(src.info.channels, src.name)

@@ -248,3 +248,22 @@ def test_register_command_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert result.output.strip() == "error: recipe.lr: unknown key second line"
     assert runner.invoke(app, ["hello"]).output == "hello\n"
     assert isinstance(app, typer.Typer)
+
+
+def test_folder_mode_reads_every_input_format_and_leaves_no_empty_folders(
+        tmp_path: Path, files: dict[str, Path]) -> None:
+    """Folder mode takes the extensions single files accept (.mp3 too), and a file that fails leaves
+    no empty output folder behind (issue 11, item 9). In-process: the same code path as the script."""
+    from cli.main import app
+
+    src = tmp_path / "in"
+    (src / "broken").mkdir(parents=True)
+    sf.write(src / "voice.mp3", tone(1, 16000, 0.5), 16000, format="MP3")
+    sf.write(src / "take.aiff", tone(2, 22050, 0.3), 22050, format="AIFF")
+    (src / "broken" / "notes.wav").write_text("not audio\n")
+    result = CliRunner().invoke(app, ["encode", str(src), str(tmp_path / "codes"), "--model",
+                                      str(files["model"])])
+    assert result.exit_code == 3, result.output
+    assert "not a readable audio file" in result.output and "encoded 2 of 3 files" in result.output
+    assert sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "codes").rglob("*")) == [
+        "codes/take.dvq", "codes/voice.dvq"]
