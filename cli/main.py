@@ -36,6 +36,8 @@ COMMAND_MODULES = ("cli.train", "cli.evaluate", "cli.corpus")
 PROGRESS_MIN_SECONDS = 60.0
 #: Exit code after Ctrl-C (128 + SIGINT), as shells use.
 INTERRUPTED_EXIT_CODE = 130
+#: Exit code when standard output's reader went away (128 + SIGPIPE), as for tools killed by SIGPIPE.
+BROKEN_PIPE_EXIT_CODE = 141
 #: Signals that end a command like Ctrl-C does (cleanup, one error line, exit 128 + the signal).
 TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -100,7 +102,14 @@ def friendly_errors(fn: F) -> F:
                     warnings.filterwarnings("ignore", message=pattern, category=FutureWarning)
                 warnings.simplefilter("always", DiveqWarning)
                 warnings.showwarning = _show_warning(warnings.showwarning)
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
+                sys.stdout.flush()  # a closed pipe (``info x.dvq | head -1``) is reported here
+                return result
+        except BrokenPipeError:
+            from codec.fileio import silence_stdout
+
+            silence_stdout()  # the reader has all it wanted: exit quietly, as after SIGPIPE
+            raise typer.Exit(BROKEN_PIPE_EXIT_CODE) from None
         except DiveqError as exc:
             raise _fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
@@ -243,7 +252,7 @@ def _frame_callback(bar: Any, label: str) -> Callable[[int, int], None] | None:
 
 def _folder_jobs(src: Path, dst: Path, suffixes: tuple[str, ...], out_suffix: str) -> list[tuple[Path, Path]]:
     """(input, output) pairs for every file under ``src`` with one of ``suffixes``, mirrored in ``dst``."""
-    if dst.exists() and not dst.is_dir():
+    if str(dst) == "-" or (dst.exists() and not dst.is_dir()):
         raise UsageError(f"input {src} is a folder, so the output must be a folder too: {dst}")
     inputs = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
     if not inputs:

@@ -91,7 +91,7 @@ class AnchorError(DiveqError):
 class OutputError(DiveqError):
     """An output that could not be written: disk full (ENOSPC), quota exceeded (EDQUOT), file too
     large for the file system or the ``ulimit -f`` limit (EFBIG), an I/O error (EIO), a read-only file
-    system, no permission, or standard output closed. Nothing partial is left behind."""
+    system, no permission. Nothing partial is left behind."""
 
     exit_code = 10
 

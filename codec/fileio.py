@@ -14,8 +14,9 @@ the output, ``-`` for standard input and output, write errors as :class:`~codec.
   which also catches hard and symbolic links, or the same resolved path), whatever ``--force`` says.
 - :func:`spool_to_file`: standard input, a FIFO or a character device can be read only once; it is
   copied once to a part file in the temporary folder, which can be read as often as needed.
-- Write failures (disk full, quota, ``ulimit -f``, I/O errors, read-only file systems, permissions, a
-  closed pipe) raise OutputError with the system's reason.
+- Write failures (disk full, quota, ``ulimit -f``, I/O errors, read-only file systems, permissions)
+  raise OutputError with the system's reason. A reader of standard output that stops reading (``|
+  head``) gives BrokenPipeError, which the command line ends quietly (exit 141, as SIGPIPE would).
 
 Only the standard library: commands that do not need audio or torch (``transcode``) stay light.
 """
@@ -53,7 +54,6 @@ _COPY_BLOCK = 1 << 20
 
 _HINTS = {
     errno.EFBIG: "beyond the file size limit, ulimit -f, or the file system's largest file",
-    errno.EPIPE: "the reading end of the pipe was closed",
     errno.EROFS: "the file system is mounted read-only",
 }
 
@@ -257,7 +257,7 @@ def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator
             os.close(dir_fd)
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
     """After a failed write to standard output: point it at /dev/null, so that the interpreter's own
     flush at exit does not print a second error (Python's documented SIGPIPE advice)."""
     with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -281,8 +281,11 @@ def _stdout_output() -> Iterator[Path]:
             with open(tmp, "rb") as src:
                 shutil.copyfileobj(src, sys.stdout.buffer, _COPY_BLOCK)
             sys.stdout.buffer.flush()
+        except BrokenPipeError:  # the reader stopped reading (``| head``): not a failure of ours
+            silence_stdout()
+            raise
         except OSError as exc:
-            _silence_stdout()
+            silence_stdout()
             raise write_error(STDIO, exc) from None
 
 
@@ -325,4 +328,5 @@ def is_regular_file(path: str | os.PathLike[str]) -> bool:
 
 __all__ = ["STDIO", "PART_SUFFIX", "PART_PATTERN", "is_stdio", "as_path", "describe_os_error", "write_error",
            "check_output", "check_distinct", "sweep_stale_parts", "atomic_output", "spool_to_file",
+           "silence_stdout",
            "is_regular_file"]

@@ -122,7 +122,7 @@ def test_stdout_output_is_written_whole_or_not_at_all(tmp_path: Path, monkeypatc
             raise RuntimeError("the encoder failed")
     assert out.getvalue() == b"whole stream"  # nothing of the failed run reached stdout
     monkeypatch.setattr("sys.stdout", _FullStdout())
-    monkeypatch.setattr(fileio, "_silence_stdout", lambda: None)
+    monkeypatch.setattr(fileio, "silence_stdout", lambda: None)
     with pytest.raises(OutputError, match="cannot write standard output: No space left on device"):
         with fileio.atomic_output("-") as tmp:
             tmp.write_bytes(b"data")

@@ -165,6 +165,21 @@ def test_info_verifies_and_escapes(files: dict[str, Path]) -> None:
     assert ".dvq version 1" in out
 
 
+def test_closed_stdout_ends_quietly(files: dict[str, Path]) -> None:
+    """A reader that stops reading (``| head``) is no error of ours: exit 141 as after SIGPIPE, no
+    message, no traceback, for a stream on stdout and for printed text alike."""
+    results = []
+    for args in (("transcode", files["good"], "-", "-n", "1"), ("info", files["good"])):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # nobody will read
+        try:
+            results.append(run(*args, stdout=write_end))
+        finally:
+            os.close(write_end)
+    for result in results:
+        assert result.returncode == 141 and text(result) == "", text(result)
+
+
 # ----------------------------------------------------------------------------------- writing
 
 def test_write_failure_is_one_line_and_leaves_nothing(tmp_path: Path, files: dict[str, Path]) -> None:
