@@ -1,7 +1,7 @@
 """What a ``.dvq`` stream says about itself: :class:`StreamHeader`, its limits and its rules.
 
 The container (:mod:`codec.bitstream`) stores a header in one of two layouts: format version 1 (a
-DEFLATE-compressed JSON object, ~120 bytes) and version 2 (compact binary, ~30 bytes). Both hold the
+DEFLATE-compressed JSON object, ~120 bytes) and version 2 (compact binary, ~36 bytes). Both hold the
 same fields with the rules of ``docs/bitstream.md`` section 3; version 2 stores the model by the first
 8 bytes of its weights' sha256 instead of its name and full hash, gains as float32, and no frame
 count (it is derived from the length). Constructing a header checks every rule of its version, so a
