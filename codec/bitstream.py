@@ -420,8 +420,8 @@ def check_stream_output(out_path: str | os.PathLike[str]) -> None:
     if is_stdio(as_path(out_path, "the output")):
         return
     if Path(out_path).suffix.lower() != STREAM_EXTENSION:
-        raise UsageError(f"the output {out_path} does not end in {STREAM_EXTENSION}: name it *.dvq, "
-                         "give an existing folder, or - for standard output")
+        raise UsageError(f"the output {out_path} does not end in {STREAM_EXTENSION}: streams are "
+                         "written only to *.dvq names (or - for standard output)")
 
 
 class _Counted:
