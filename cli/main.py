@@ -1,16 +1,22 @@
-"""``diveq-codec``: encode, decode and inspect ``.dvq`` files (plus the commands other modules register).
+"""``diveq-codec``: encode, decode, transcode and inspect ``.dvq`` files (plus the commands other
+modules register).
 
 Every :class:`~codec.errors.DiveqError` becomes a one-line ``error: ...`` on stderr and the exit code of
-its class; Ctrl-C exits 130. Outputs are written atomically, so neither leaves a partial file behind.
-Heavy imports (torch, ``codec.api``) happen inside the commands: ``--help`` stays fast.
+its class; Ctrl-C exits 130, SIGTERM 143 and SIGHUP 129 (128 + the signal), after the same cleanup.
+Outputs are written atomically, so none of them leaves a partial file behind. ``-`` is standard input or
+output. Heavy imports (torch, ``codec.api``) happen inside the commands: ``--help`` stays fast, and
+``info`` and ``transcode`` never import torch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import importlib
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,19 +25,21 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 
-from codec.errors import DiveqError, UsageError
+from codec.errors import DiveqError, DiveqWarning, Terminated, UsageError, printable
 
 if TYPE_CHECKING:
     from codec.model import Codec
 
 #: Modules that add commands with ``register(app)``; a module that does not exist yet is skipped.
 COMMAND_MODULES = ("cli.train", "cli.evaluate", "cli.compare", "cli.corpus")
-#: Audio extensions the folder mode encodes (the same set codec.audio reads).
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 #: Single files at least this long (seconds) show a progress bar.
 PROGRESS_MIN_SECONDS = 60.0
 #: Exit code after Ctrl-C (128 + SIGINT), as shells use.
 INTERRUPTED_EXIT_CODE = 130
+#: Exit code when standard output's reader went away (128 + SIGPIPE), as for tools killed by SIGPIPE.
+BROKEN_PIPE_EXIT_CODE = 141
+#: Signals that end a command like Ctrl-C does (cleanup, one error line, exit 128 + the signal).
+TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 #: Deprecation notices from torch/DAC internals that users cannot act on; hidden while a command runs.
 QUIET_WARNINGS = (r"`torch\.jit\.script` is deprecated", r"`torch\.nn\.utils\.weight_norm` is deprecated")
@@ -40,27 +48,74 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    """Print ``error: message`` as one line on stderr; return the Exit to raise."""
-    text = " ".join(str(message).split()) or "unknown error"
+    """Print ``error: message`` as one line on stderr (control and bidi characters escaped); return
+    the Exit to raise."""
+    text = printable(" ".join(str(message).split())) or "unknown error"
     print(f"error: {text}", file=sys.stderr, flush=True)
     return typer.Exit(code)
 
 
+def _show_warning(show: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` printing DiveqWarning as one ``warning: ...`` line on stderr."""
+
+    def showwarning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, DiveqWarning):
+            print(f"warning: {printable(' '.join(str(message).split()))}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, *args, **kwargs)
+
+    return showwarning
+
+
+@contextmanager
+def _terminate_on_signals() -> Iterator[None]:
+    """While a command runs, SIGTERM / SIGHUP raise :class:`Terminated` in the main thread, so that
+    atomic writes clean up as after Ctrl-C; later copies of the signal are ignored during the cleanup.
+    Handlers installed inside (e.g. training's stop request) take precedence while they are active."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        for sig in TERMINATING_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        raise Terminated(signum, signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handle) for sig in TERMINATING_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def friendly_errors(fn: F) -> F:
-    """Wrap a command: DiveqError -> one-line message + its exit code; Ctrl-C -> exit 130; known
-    third-party deprecation warnings hidden (only while the command runs)."""
+    """Wrap a command: DiveqError -> one-line message + its exit code; Ctrl-C -> exit 130; SIGTERM /
+    SIGHUP -> 143 / 129; DiveqWarning -> one ``warning:`` line; known third-party deprecation warnings
+    hidden (only while the command runs)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _terminate_on_signals():
                 for pattern in QUIET_WARNINGS:
                     warnings.filterwarnings("ignore", message=pattern, category=FutureWarning)
-                return fn(*args, **kwargs)
+                warnings.simplefilter("always", DiveqWarning)
+                warnings.showwarning = _show_warning(warnings.showwarning)
+                result = fn(*args, **kwargs)
+                sys.stdout.flush()  # a closed pipe (``info x.dvq | head -1``) is reported here
+                return result
+        except BrokenPipeError:
+            from codec.fileio import silence_stdout
+
+            silence_stdout()  # the reader has all it wanted: exit quietly, as after SIGPIPE
+            raise typer.Exit(BROKEN_PIPE_EXIT_CODE) from None
         except DiveqError as exc:
             raise _fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", INTERRUPTED_EXIT_CODE) from None
+        except Terminated as exc:
+            raise _fail(f"terminated by {exc}", exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -151,7 +206,12 @@ def _main(
 ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="Model file (.safetensors) or built-in name; default: the built-in model.")]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="auto, cpu or cuda.")]
-ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")]
+ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs (never the input).")]
+BitrateOpt = Annotated[Optional[float], typer.Option(
+    "--bitrate", "-b", help="Target bitrate in kbps per channel: the most codebooks that fit (at most "
+                            "the model's maximum).")]
+CodebooksOpt = Annotated[Optional[int], typer.Option(
+    "--n-codebooks", "-n", help="Number of codebook stages to transmit.")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,7 +252,7 @@ def _frame_callback(bar: Any, label: str) -> Callable[[int, int], None] | None:
 
 def _folder_jobs(src: Path, dst: Path, suffixes: tuple[str, ...], out_suffix: str) -> list[tuple[Path, Path]]:
     """(input, output) pairs for every file under ``src`` with one of ``suffixes``, mirrored in ``dst``."""
-    if dst.exists() and not dst.is_dir():
+    if str(dst) == "-" or (dst.exists() and not dst.is_dir()):
         raise UsageError(f"input {src} is a folder, so the output must be a folder too: {dst}")
     inputs = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
     if not inputs:
@@ -208,22 +268,44 @@ def _folder_jobs(src: Path, dst: Path, suffixes: tuple[str, ...], out_suffix: st
     return jobs
 
 
+def _make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns the ones created, deepest first."""
+    missing = []
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            break
+        missing.append(parent)
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders (deepest first) that are still empty: a failed job leaves none behind."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 def _run_folder(jobs: list[tuple[Path, Path]], work: Callable[[Path, Path], Any], verb: str) -> None:
     """Run ``work(input, output)`` for each job with a progress bar; a failing file is reported in one
-    line and the others go on. Exits with the first failure's code."""
+    line and the others go on, and output folders left empty by failures are removed. Exits with the
+    first failure's code."""
     first_code = 0
     failures = 0
+    created: list[Path] = []
     with _progress_bar(True) as bar:
         task = None if bar is None else bar.add_task(verb, total=len(jobs))
         for src, out in jobs:
             try:
-                out.parent.mkdir(parents=True, exist_ok=True)
+                created = _make_folders(out.parent) + created
                 work(src, out)
             except DiveqError as exc:
-                text = " ".join(str(exc).split())
-                print(f"error: {src}: {text}", file=sys.stderr, flush=True)
+                text = printable(" ".join(str(exc).split()))
+                print(f"error: {printable(str(src))}: {text}", file=sys.stderr, flush=True)
                 failures += 1
                 first_code = first_code or exc.exit_code
+            finally:
+                _remove_if_empty(sorted(set(created), key=lambda p: len(p.parts), reverse=True))
             if bar is not None:
                 bar.advance(task)
     print(f"{verb} {len(jobs) - failures} of {len(jobs)} files", file=sys.stderr)
@@ -237,90 +319,174 @@ def _load(model: str | None, device: Device) -> Codec:
     return load_model(model, device.value)
 
 
+def _model_card(model: str | None) -> dict[str, Any] | None:
+    """The JSON card ``save_model`` writes next to a model (the built-in one for None), or None."""
+    import json
+
+    if model is None:
+        return builtin_model_card()
+    path = Path(model)
+    if not path.is_file():  # a built-in model's name
+        import codec
+
+        path = Path(codec.__file__).resolve().parent / "pretrained" / f"{model}.safetensors"
+    try:
+        card = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) else None
+
+
+def _check_stages_early(model: str | None, bitrate: float | None, n_codebooks: int | None) -> None:
+    """Refuse a bitrate above, or a stage count outside, what the model serves before loading it
+    (seconds with torch), from its JSON card when it has one; the loaded model is checked again."""
+    from codec.checks import choose_stages
+
+    card = _model_card(model)
+    rates = card.get("bitrates_kbps") if card else None
+    if not (isinstance(rates, list) and rates and all(isinstance(r, (int, float)) for r in rates)):
+        return
+    top = float(rates[-1])
+    if (bitrate is not None and bitrate > top * 1.001) or n_codebooks is not None:
+        choose_stages(bitrate, n_codebooks, top / len(rates), len(rates),
+                      f"model {printable(str(card.get('name')))!r}")
+
+
+def _into_folder(output: str, name: str, suffix: str) -> str:
+    """``output``, or ``output/name+suffix`` when ``output`` is an existing folder."""
+    if output != "-" and Path(output).is_dir():
+        if name == "-":
+            raise UsageError(f"give an output file name in {output} when reading standard input")
+        return str(Path(output) / f"{Path(name).stem}{suffix}")
+    return output
+
+
+def _check_bitrate_options(bitrate: float | None, n_codebooks: int | None) -> None:
+    """What can be checked before a model or stream is read: not both, a positive finite bitrate."""
+    from codec.checks import check_real
+
+    if bitrate is not None and n_codebooks is not None:
+        raise UsageError("give either --bitrate or --n-codebooks, not both")
+    if bitrate is not None and not check_real(bitrate, "--bitrate") > 0:
+        raise UsageError(f"--bitrate must be a positive number of kbps, got {bitrate:g}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Commands
 
 
 @app.command()
 def encode(
-    input: Annotated[Path, typer.Argument(help="Audio file (wav, flac, ogg) or a folder of them.")],
-    output: Annotated[Path, typer.Argument(
-        help=".dvq file, or a folder (INPUT's name with .dvq; required when INPUT is a folder).")],
-    bitrate: Annotated[Optional[float], typer.Option(
-        "--bitrate", "-b", help="Target bitrate in kbps: the most codebooks that fit.")] = None,
-    n_codebooks: Annotated[Optional[int], typer.Option(
-        "--n-codebooks", "-n", help="Number of codebook stages to transmit.")] = None,
+    input: Annotated[str, typer.Argument(
+        help="Audio file (wav, flac, ogg, mp3, aiff, ...), a folder of them, or - for standard input.",
+        show_default=False)],
+    output: Annotated[str, typer.Argument(
+        help="A .dvq file, a folder (INPUT's name with .dvq; required when INPUT is a folder), or - "
+             "for standard output.", show_default=False)],
+    bitrate: BitrateOpt = None,
+    n_codebooks: CodebooksOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = Device.auto,
     force: ForceOpt = False,
 ) -> None:
-    """Encode audio to a .dvq stream (any rate 8-96 kHz, any channel count)."""
-    from codec import api, audio
+    """Encode audio to a .dvq stream (any rate 8-96 kHz, 1-64 channels)."""
+    from codec import api, audio, checks, fileio
 
-    if bitrate is not None and n_codebooks is not None:
-        raise UsageError("give either --bitrate or --n-codebooks, not both")
-    if input.is_dir():
-        jobs = _folder_jobs(input, output, AUDIO_EXTENSIONS, ".dvq")
+    _check_bitrate_options(bitrate, n_codebooks)
+    if input != "-" and Path(input).is_dir():
+        jobs = _folder_jobs(Path(input), Path(output), audio.INPUT_EXTENSIONS, ".dvq")
+        _check_stages_early(model, bitrate, n_codebooks)
         codec_model = _load(model, device)
         api.choose_n_codebooks(codec_model, bitrate, n_codebooks)
         _run_folder(jobs, lambda src, out: api.encode_file(
             codec_model, src, out, bitrate_kbps=bitrate, n_codebooks=n_codebooks, force=force),
             "encoded")
         return
-    if output.is_dir():
-        output = output / f"{input.stem}.dvq"
-    info = audio.audio_info(input)  # fail on a bad input before loading the model
-    audio.check_output(output, force)
-    codec_model = _load(model, device)
-    with _progress_bar(info.duration >= PROGRESS_MIN_SECONDS) as bar:
-        api.encode_file(codec_model, input, output, bitrate_kbps=bitrate, n_codebooks=n_codebooks,
-                        force=force, progress=_frame_callback(bar, f"encoding {input.name}"))
+    output = _into_folder(output, input, ".dvq")
+    api.check_stream_output(output)
+    fileio.check_distinct(input, output)
+    fileio.check_output(output, force)
+    _check_stages_early(model, bitrate, n_codebooks)
+    with audio.open_input(input) as src:  # fail on a bad input before loading the model
+        checks.check_sample_rate(src.info.sample_rate, src.name)
+        checks.check_channels(src.info.channels, src.name)
+        codec_model = _load(model, device)
+        with _progress_bar(src.info.duration >= PROGRESS_MIN_SECONDS) as bar:
+            api.encode_file(codec_model, src, output, bitrate_kbps=bitrate, n_codebooks=n_codebooks,
+                            force=force, progress=_frame_callback(bar, f"encoding {src.name}"))
 
 
 @app.command()
 def decode(
-    input: Annotated[Path, typer.Argument(help=".dvq file or a folder of them.")],
-    output: Annotated[Path, typer.Argument(
-        help="Audio file (.wav/.flac: 16-bit PCM, .ogg: Vorbis), or a folder (writes .wav files).")],
+    input: Annotated[str, typer.Argument(
+        help=".dvq file, a folder of them, or - for standard input.", show_default=False)],
+    output: Annotated[str, typer.Argument(
+        help="Audio file (.wav/.flac: 16-bit PCM, .ogg: Vorbis), a folder (writes .wav files), or - "
+             "for a 16-bit wav on standard output.", show_default=False)],
     model: ModelOpt = None,
     device: DeviceOpt = Device.auto,
     force: ForceOpt = False,
 ) -> None:
     """Decode a .dvq stream to audio at its original rate, length and channel count."""
-    from codec import api, audio
+    from codec import api, audio, fileio
 
-    if input.is_dir():
-        jobs = _folder_jobs(input, output, (".dvq",), ".wav")
+    if input != "-" and Path(input).is_dir():
+        jobs = _folder_jobs(Path(input), Path(output), (".dvq",), ".wav")
         codec_model = _load(model, device)
         _run_folder(jobs, lambda src, out: api.decode_file(src, out, codec_model, force=force),
                     "decoded")
         return
-    if output.is_dir():
-        output = output / f"{input.stem}.wav"
-    header = api.read_stream_header(input)  # fail on a bad stream before loading the model
+    output = _into_folder(output, input, ".wav")
     audio.output_format(output)
-    audio.check_output(output, force)
-    codec_model = _load(model, device)
-    with _progress_bar(header.duration_seconds >= PROGRESS_MIN_SECONDS) as bar:
-        api.decode_file(input, output, codec_model, force=force,
-                        progress=_frame_callback(bar, f"decoding {input.name}"))
+    fileio.check_distinct(input, output)
+    fileio.check_output(output, force)
+    with api.open_stream(input) as stream:  # fail on a bad stream before loading the model
+        api.check_stream_rate(stream.header)
+        codec_model = _load(model, device)
+        with _progress_bar(stream.header.duration_seconds >= PROGRESS_MIN_SECONDS) as bar:
+            api.decode_file(stream, output, codec_model, force=force,
+                            progress=_frame_callback(bar, f"decoding {stream.name}"))
 
 
 @app.command()
-def info(input: Annotated[Path, typer.Argument(help=".dvq file.")]) -> None:
-    """Show what a .dvq file holds (no model needed)."""
-    from codec import api
-    from codec.bitstream import describe
+def transcode(
+    input: Annotated[str, typer.Argument(help=".dvq file, or - for standard input.", show_default=False)],
+    output: Annotated[str, typer.Argument(
+        help=".dvq file, or - for standard output.", show_default=False)],
+    bitrate: Annotated[Optional[float], typer.Option(
+        "--bitrate", "-b", help="Bitrate to keep in kbps per channel: the most stages that fit.")] = None,
+    n_codebooks: Annotated[Optional[int], typer.Option(
+        "--n-codebooks", "-n", help="Number of stages to keep.")] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Lower a .dvq stream's bitrate by keeping its first stages: no model, no audio decoding. The
+    result is byte-identical to encoding the audio at that bitrate directly."""
+    from codec.transcode import transcode_file
 
-    header = api.read_stream_header(input)
+    _check_bitrate_options(bitrate, n_codebooks)
+    transcode_file(input, output, bitrate_kbps=bitrate, n_codebooks=n_codebooks, force=force)
+
+
+@app.command()
+def info(input: Annotated[str, typer.Argument(
+        help=".dvq file, or - for standard input.", show_default=False)]) -> None:
+    """Show what a .dvq file holds and verify every checksum (no model needed; exit 4 on corruption)."""
+    from codec.bitstream import describe, iter_chunks, open_stream
+
+    with open_stream(input) as stream:
+        header = stream.header
+        for _ in iter_chunks(stream.file, header):
+            pass
+        size = stream.bytes_read
     fields = dict(describe(header))
-    size = input.stat().st_size
     rate = f", {size * 8 / header.duration_seconds / 1000:.3f} kbps" if header.n_samples else ""
     fields["file size"] = f"{size} bytes{rate}"
+    fields["integrity"] = f"ok (header and {header.n_chunks} chunk checksums verified)"
     card = builtin_model_card()
     if card is not None:
-        same = card.get("weights_sha256") == header.model_hash
-        fields["built-in model"] = "yes" if same else f"no (built-in is {card.get('name')})"
+        name = printable(str(card.get("name")))
+        same = header.matches_model(str(card.get("weights_sha256")))
+        fields["built-in model"] = f"yes ({name})" if same else f"no (built-in is {name})"
     width = max(len(key) for key in fields)
     for key, value in fields.items():
         print(f"{key + ':':<{width + 1}} {value}")

@@ -1,12 +1,13 @@
 """The Python API: load a model, compress/decompress audio in memory, encode/decode files.
 
 ```python
-from codec.api import load_model, compress, decompress, encode_file, decode_file
+from codec.api import load_model, compress, decompress, encode_file, decode_file, transcode_file
 model = load_model()                       # built-in default model ("auto": cuda if available)
-data = compress(model, audio, 44100, bitrate_kbps=6)   # audio [C, T] float32 -> .dvq bytes
+data = compress(model, audio, 44100, bitrate_kbps=6)   # audio [C, T] -> .dvq bytes
 audio, sample_rate = decompress(data, model)           # [C, T] float32 at the original rate
 encode_file(model, "in.wav", "out.dvq")                # streaming, bounded memory, atomic
 decode_file("out.dvq", "back.wav", model)
+transcode_file("out.dvq", "low.dvq", bitrate_kbps=3)   # fewer stages, no model needed
 ```
 
 Pipeline (encode; decode is its mirror): each channel is scaled by its own gain (loudness
@@ -15,13 +16,16 @@ and coded separately (channels are the model's batch dimension). Long signals ar
 ``window`` frames, each with ``context`` frames of real signal on both sides; only the centre's codes
 (or samples) are kept, so the result matches whole-signal coding up to the model's receptive field
 while memory stays bounded. Files are read in blocks and the stream is written chunk by chunk.
+
+Arguments are checked (:mod:`codec.checks`): every bad one raises a :class:`~codec.errors.DiveqError`
+subclass naming it. Paths may be ``-`` for standard input / output (audio written there is wav).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import math
+import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -30,9 +34,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from . import audio as audio_io
+from .checks import (MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, as_audio, check_channels, check_sample_rate,
+                     choose_stages)
+from .errors import BitstreamError, DeviceError, ModelError, UsageError
+from .bitstream import check_stream_output
+from .fileio import as_path, atomic_output, check_distinct, check_output
 from .streaming import (Progress, decode_windows, encode_windows, from_model_rate, model_length,
                         to_model_rate, window_frames)
-from .errors import AudioError, BitstreamError, ConfigError, DeviceError, ModelError, UsageError
+from .bitstream import StreamInput, open_stream  # noqa: F401  (part of the API)
+from .transcode import transcode, transcode_file  # noqa: F401  (part of the API)
 
 if TYPE_CHECKING:
     import torch
@@ -42,11 +52,10 @@ if TYPE_CHECKING:
 
 #: The built-in default model (absent until one is installed).
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "pretrained" / "default.safetensors"
-#: Input sample rates accepted (Hz).
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 96000
-#: Loudness normalisation: target RMS (-20 dBFS), gain bounds (the stream allows 1e-6..1e6; +40 dB
-#: at most here), peak bound after the gain, and the RMS below which a channel is silent (gain 1).
-TARGET_RMS, MIN_GAIN, MAX_GAIN, PEAK_LIMIT, SILENT_RMS = 0.1, 1e-6, 100.0, 0.99, 1e-5
+#: Loudness normalisation: target RMS (-20 dBFS), the largest gain (+40 dB), peak bound after the
+#: gain, and the RMS below which a channel is silent (gain 1). There is no smallest gain: any finite
+#: float32 amplitude is brought down to the target (the stream stores gains as float32).
+TARGET_RMS, MAX_GAIN, PEAK_LIMIT, SILENT_RMS = 0.1, 100.0, 0.99, 1e-5
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,7 +66,10 @@ def resolve_device(device: str = "auto") -> torch.device:
     """``auto`` -> cuda if available else cpu; ``cpu``; ``cuda`` / ``cuda:N`` (DeviceError without GPU)."""
     import torch
 
-    name = str(device).strip().lower()
+    if not isinstance(device, str):
+        raise UsageError(f"device must be a string (auto, cpu, cuda or cuda:N), got "
+                         f"{type(device).__name__}")
+    name = device.strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
@@ -82,6 +94,9 @@ def _model_path(name_or_path: str | os.PathLike[str] | None) -> Path:
         if not DEFAULT_MODEL_PATH.is_file():
             raise ModelError("no built-in default model is installed (pass a model file with --model)")
         return DEFAULT_MODEL_PATH
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise UsageError(f"the model must be a path or the name of a built-in model, got "
+                         f"{type(name_or_path).__name__} {name_or_path!r}")
     path = Path(name_or_path)
     if path.is_file():
         return path
@@ -99,13 +114,23 @@ def load_model(name_or_path: str | os.PathLike[str] | None = None, device: str =
 
     ``name_or_path``: a ``.safetensors`` model file (written by ``codec.weights.save_model``), the
     name of a built-in model, or None for the built-in default. Raises ModelError (missing or bad file,
-    no default installed) or DeviceError (``cuda`` without a GPU).
+    no default installed), UsageError (not a path or name) or DeviceError (``cuda`` without a GPU).
     """
     path = _model_path(name_or_path)
     dev = resolve_device(device)
     from .weights import load_model_file
 
     return load_model_file(path, dev).eval()
+
+
+def builtin_model_hash() -> str | None:
+    """The built-in default model's weights sha256, read from its JSON card (no torch)."""
+    try:
+        card = json.loads(DEFAULT_MODEL_PATH.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+    value = card.get("weights_sha256") if isinstance(card, dict) else None
+    return value if isinstance(value, str) else None
 
 
 @contextlib.contextmanager
@@ -119,6 +144,11 @@ def _eval_mode(model: Codec) -> Iterator[None]:
         model.train(was_training)
 
 
+def _check_model(model: Any) -> None:
+    if not all(hasattr(model, name) for name in ("config", "encode", "decode", "eval")):
+        raise UsageError(f"model must be a codec from codec.api.load_model, got {type(model).__name__}")
+
+
 def _weights_hash(model: Codec) -> str:
     value = getattr(model, "weights_hash", None)
     if not value:
@@ -128,26 +158,23 @@ def _weights_hash(model: Codec) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Rates, gains, stages
-
-
-def _check_rate(sample_rate: int, where: str) -> None:
-    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
-        raise AudioError(f"{where}: sample rate {sample_rate} Hz is outside "
-                         f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz")
+# Gains, stages
 
 
 def _gains(sum_sq: np.ndarray, peak: np.ndarray, n_samples: int) -> tuple[float, ...]:
-    """Per-channel linear gains bringing the RMS to TARGET_RMS (bounded by MAX_GAIN and PEAK_LIMIT)."""
+    """Per-channel linear gains bringing the RMS to TARGET_RMS (bounded by MAX_GAIN and PEAK_LIMIT),
+    rounded to float32 (as the stream stores them). Any finite amplitude gets a positive gain."""
     rms = np.sqrt(sum_sq / max(n_samples, 1))
     gain = np.where(rms > SILENT_RMS, TARGET_RMS / np.maximum(rms, SILENT_RMS), 1.0)
     gain = np.minimum(gain, PEAK_LIMIT / np.maximum(peak, 1e-30))
-    gain = np.clip(gain, MIN_GAIN, MAX_GAIN)
-    return tuple(float(np.float32(g)) for g in gain)  # float32-exact, as a header may store them
+    gain = np.minimum(gain, MAX_GAIN)
+    return tuple(float(max(np.float32(g), np.float32(np.finfo(np.float32).smallest_subnormal)))
+                 for g in gain)
 
 
 class _Stats:
-    """Running sum of squares, peak and length per channel over blocks ``[C, t]``."""
+    """Running sum of squares, peak and length per channel over blocks ``[C, t]`` (in float64, so
+    that any finite float32 amplitude is measured without overflow)."""
 
     def __init__(self, channels: int) -> None:
         self.sum_sq = np.zeros(channels, dtype=np.float64)
@@ -162,24 +189,19 @@ class _Stats:
         self.n_samples += block.shape[1]
 
 
+def max_bitrate_kbps(model: Codec) -> float:
+    """The model's highest bitrate (all stages) in kbps per channel."""
+    return model.config.bitrate() / 1000.0
+
+
 def choose_n_codebooks(model: Codec, bitrate_kbps: float | None = None,
                        n_codebooks: int | None = None) -> int:
-    """Stages to transmit: from ``n_codebooks``, or the most that fit ``bitrate_kbps``, or all."""
+    """Stages to transmit: ``n_codebooks``, or the most that fit ``bitrate_kbps`` (kbps per channel),
+    or all. A bitrate above the model's maximum is refused (UsageError), not silently lowered."""
+    _check_model(model)
     config = model.config
-    if bitrate_kbps is not None and n_codebooks is not None:
-        raise UsageError("give either a bitrate or a number of codebooks, not both")
-    if n_codebooks is not None:
-        if not 1 <= int(n_codebooks) <= config.n_codebooks:
-            raise UsageError(f"n_codebooks must be in 1..{config.n_codebooks}, got {n_codebooks}")
-        return int(n_codebooks)
-    if bitrate_kbps is not None:
-        if not (math.isfinite(bitrate_kbps) and bitrate_kbps > 0):
-            raise UsageError(f"bitrate must be a positive number of kbps, got {bitrate_kbps}")
-        try:
-            return config.n_codebooks_for(float(bitrate_kbps))
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
-    return config.n_codebooks
+    return choose_stages(bitrate_kbps, n_codebooks, config.bitrate(1) / 1000.0, config.n_codebooks,
+                         f"model {config.name!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,12 +211,13 @@ def choose_n_codebooks(model: Codec, bitrate_kbps: float | None = None,
 def _make_header(model: Codec, sample_rate: int, channels: int, n_samples: int, n_codebooks: int,
                  gains: tuple[float, ...], chunk_frames: int) -> StreamHeader:
     from .bitstream import StreamHeader
+    from .streamheader import HASH_PREFIX_HEX
 
     config = model.config
     n_model = model_length(n_samples, sample_rate, config.sample_rate)
     return StreamHeader(
-        model_name=config.name,
-        model_hash=_weights_hash(model),
+        model_name=None,
+        model_hash=_weights_hash(model)[:HASH_PREFIX_HEX],
         sample_rate=int(sample_rate),
         model_sample_rate=config.sample_rate,
         channels=int(channels),
@@ -210,15 +233,28 @@ def _make_header(model: Codec, sample_rate: int, channels: int, n_samples: int, 
     )
 
 
+def check_stream_rate(header: StreamHeader) -> None:
+    """BitstreamError unless the stream's sample rate is one this decoder restores (8-96 kHz); the
+    format itself allows 1-768 kHz. Needs no model: callers check before loading one."""
+    if not MIN_SAMPLE_RATE <= header.sample_rate <= MAX_SAMPLE_RATE:
+        raise BitstreamError(f"the stream's sample rate {header.sample_rate} Hz is outside the "
+                             f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz this decoder restores")
+
+
 def check_stream_model(header: StreamHeader, model: Codec) -> None:
     """Raise BitstreamError unless ``model`` is the one that made the stream (same weights hash)."""
     config = model.config
     mine = _weights_hash(model)
-    if header.model_hash != mine:
+    if not header.matches_model(mine):
+        made_by = f"model {header.model_name!r}" if header.model_name else "another model"
+        builtin = builtin_model_hash()
+        hint = ("it matches the built-in default model: leave out --model"
+                if builtin and header.matches_model(builtin) else
+                "decode it with --model pointing to the model that encoded it (its .json card lists "
+                f"weights_sha256 starting {header.model_hash[:12]})")
         raise BitstreamError(
-            f"the stream was made by model {header.model_name!r} (weights {header.model_hash[:12]}), "
-            f"not by the loaded model {config.name!r} (weights {mine[:12]}); decode it with --model "
-            "pointing to the model that encoded it")
+            f"the stream was made by {made_by} (weights {header.model_hash[:12]}), not by the loaded "
+            f"model {config.name!r} (weights {mine[:12]}); {hint}")
     expected = {"model_sample_rate": config.sample_rate, "hop_length": config.hop_length,
                 "codebook_size": config.codebook_size}
     for key, value in expected.items():
@@ -231,9 +267,7 @@ def check_stream_model(header: StreamHeader, model: Codec) -> None:
                             // config.hop_length):
         raise BitstreamError(f"stream frame count {header.n_frames} does not match its length "
                              f"{header.n_samples} samples at {header.sample_rate} Hz")
-    if len(header.gains) != header.channels or not all(math.isfinite(g) and g > 0 for g in header.gains):
-        raise BitstreamError("stream gains are invalid")
-    _check_rate(header.sample_rate, "stream")
+    check_stream_rate(header)
 
 
 def _checked_chunks(chunks: Iterable[Any], header: StreamHeader) -> Iterator[np.ndarray]:
@@ -249,20 +283,7 @@ def _checked_chunks(chunks: Iterable[Any], header: StreamHeader) -> Iterator[np.
 
 
 # ---------------------------------------------------------------------------------------------
-# Public API
-
-
-def _as_audio(audio: Any) -> np.ndarray:
-    if hasattr(audio, "detach"):
-        audio = audio.detach().cpu().numpy()
-    x = np.asarray(audio, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.ndim != 2 or x.shape[0] < 1:
-        raise UsageError(f"audio must be [C, T] (or [T] for mono), got shape {tuple(x.shape)}")
-    if not np.isfinite(x).all():
-        raise AudioError("audio holds non-finite samples (NaN or Inf)")
-    return x
+# In memory
 
 
 def _encode_to(f: BinaryIO, model: Codec, blocks: Callable[[], Iterable[np.ndarray]], sample_rate: int,
@@ -282,20 +303,25 @@ def _encode_to(f: BinaryIO, model: Codec, blocks: Callable[[], Iterable[np.ndarr
 def compress(model: Codec, audio: Any, sample_rate: int, *, bitrate_kbps: float | None = None,
              n_codebooks: int | None = None, window: int | None = None,
              context: int | None = None) -> bytes:
-    """Encode ``audio`` ``[C, T]`` (float, any rate in 8-96 kHz) to ``.dvq`` bytes.
+    """Encode ``audio`` (``[C, T]`` or ``[T]``, any rate in 8-96 kHz) to ``.dvq`` bytes.
 
-    ``bitrate_kbps`` picks the most stages that fit; ``n_codebooks`` sets them; neither: all.
-    ``window`` / ``context`` (frames) override the windowing (default ~10 s windows, ~1 s context).
+    ``audio``: a numpy array or torch tensor; floats are samples (any finite float32 amplitude),
+    integers are PCM (int16 / 32768, int32 / 2^31, uint8 offset binary, as soundfile reads them); a
+    2-D array is ``[C, T]`` with at most 64 channels (see :mod:`codec.checks`). ``sample_rate``: an
+    integer number of Hz. ``bitrate_kbps`` (per channel) picks the most stages that fit (above the
+    model's maximum: UsageError); ``n_codebooks`` sets them; neither: all. ``window`` / ``context``
+    (frames) override the windowing (default ~10 s windows, ~1 s context).
     """
-    x = _as_audio(audio)
-    _check_rate(int(sample_rate), "audio")
+    _check_model(model)
+    rate = check_sample_rate(sample_rate)
     n = choose_n_codebooks(model, bitrate_kbps, n_codebooks)
     w, c = window_frames(model, window, context)
+    x = as_audio(audio)
     stats = _Stats(x.shape[0])
     stats.add(x)
     buf = io.BytesIO()
     with _eval_mode(model):
-        _encode_to(buf, model, lambda: [x], int(sample_rate), x.shape[0], stats, n, w, c, None)
+        _encode_to(buf, model, lambda: [x], rate, x.shape[0], stats, n, w, c, None)
     return buf.getvalue()
 
 
@@ -309,6 +335,16 @@ def _decode_blocks(f: BinaryIO, header: StreamHeader, model: Codec, window: int 
     return from_model_rate(decode_windows(model, chunks, header.n_frames, w, c, progress), header)
 
 
+def _as_stream_bytes(data: Any) -> bytes:
+    if isinstance(data, (str, os.PathLike)):
+        raise UsageError("decompress takes the .dvq bytes, not a path: use decode_file(path, ...) for "
+                         "a file, or Path(path).read_bytes()")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise UsageError(f"decompress takes the .dvq bytes (bytes, bytearray or memoryview), got "
+                         f"{type(data).__name__}")
+    return bytes(data)
+
+
 def decompress(data: bytes, model: Codec | None = None, *, window: int | None = None,
                context: int | None = None) -> tuple[np.ndarray, int]:
     """Decode ``.dvq`` bytes. Returns (audio float32 ``[C, T]``, original sample rate in Hz).
@@ -317,9 +353,11 @@ def decompress(data: bytes, model: Codec | None = None, *, window: int | None = 
     """
     from .bitstream import read_header
 
-    f = io.BytesIO(data)
+    f = io.BytesIO(_as_stream_bytes(data))
     header = read_header(f)
+    check_stream_rate(header)
     model = load_model(None) if model is None else model
+    _check_model(model)
     with _eval_mode(model):
         blocks = list(_decode_blocks(f, header, model, window, context, None))
     audio = (np.concatenate(blocks, axis=1) if blocks
@@ -327,66 +365,82 @@ def decompress(data: bytes, model: Codec | None = None, *, window: int | None = 
     return audio.astype(np.float32, copy=False), header.sample_rate
 
 
-def encode_file(model: Codec, in_path: str | os.PathLike[str], out_path: str | os.PathLike[str], *,
-                bitrate_kbps: float | None = None, n_codebooks: int | None = None,
-                force: bool = False, progress: Progress | None = None,
-                window: int | None = None, context: int | None = None) -> StreamHeader:
-    """Encode an audio file (wav/flac/ogg) to a ``.dvq`` file, streaming with bounded memory.
+# ---------------------------------------------------------------------------------------------
+# Files
 
-    The output is written atomically and an existing one is kept unless ``force``. Returns the header.
+
+def encode_file(model: Codec, in_path: str | os.PathLike[str] | audio_io.AudioInput,
+                out_path: str | os.PathLike[str], *, bitrate_kbps: float | None = None,
+                n_codebooks: int | None = None, force: bool = False, progress: Progress | None = None,
+                window: int | None = None, context: int | None = None) -> StreamHeader:
+    """Encode an audio file (any format libsndfile reads; ``-``: standard input) to a ``.dvq`` file
+    (``-``: standard output), streaming with bounded memory. ``in_path`` may also be an input already
+    opened with :func:`codec.audio.open_input`.
+
+    The output must end in ``.dvq`` and must not be the input; it is written atomically and an
+    existing one is kept unless ``force``. Returns the header.
     """
+    _check_model(model)
     n = choose_n_codebooks(model, bitrate_kbps, n_codebooks)
     w, c = window_frames(model, window, context)
-    audio_io.check_output(out_path, force)
-    info = audio_io.audio_info(in_path)
-    _check_rate(info.sample_rate, str(in_path))
-    with audio_io.atomic_output(out_path, force) as tmp:
+    check_stream_output(out_path)
+    if isinstance(in_path, audio_io.AudioInput):
+        return _encode_input(model, in_path, out_path, n, w, c, force, progress)
+    check_distinct(as_path(in_path, "in_path"), out_path)
+    check_output(out_path, force)
+    with audio_io.open_input(in_path) as src:
+        return _encode_input(model, src, out_path, n, w, c, force, progress)
+
+
+def _encode_input(model: Codec, src: audio_io.AudioInput, out_path: str | os.PathLike[str], n: int,
+                  window: int, context: int, force: bool, progress: Progress | None) -> StreamHeader:
+    info = src.info
+    check_sample_rate(info.sample_rate, src.name)
+    check_channels(info.channels, src.name)
+    with atomic_output(out_path, force) as tmp:
         stats = _Stats(info.channels)
-        for block in audio_io.iter_blocks(in_path):
+        for block in src.blocks():
             stats.add(block)
         with open(tmp, "wb") as f, _eval_mode(model):
-            header = _encode_to(f, model, lambda: audio_io.iter_blocks(in_path), info.sample_rate,
-                                info.channels, stats, n, w, c, progress)
+            header = _encode_to(f, model, src.blocks, info.sample_rate, info.channels, stats, n,
+                                window, context, progress)
     return header
-
-
-def _open_stream(in_path: str | os.PathLike[str]) -> BinaryIO:
-    path = Path(in_path)
-    if not path.exists():
-        raise BitstreamError(f"no such file: {path}")
-    if path.is_dir():
-        raise BitstreamError(f"is a folder, not a .dvq file: {path}")
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise BitstreamError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def read_stream_header(in_path: str | os.PathLike[str]) -> StreamHeader:
     """The header of a ``.dvq`` file (BitstreamError if it is missing or malformed)."""
-    from .bitstream import read_header
-
-    with _open_stream(in_path) as f:
-        return read_header(f)
+    with open_stream(in_path) as stream:
+        return stream.header
 
 
-def decode_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
+def decode_file(in_path: str | os.PathLike[str] | StreamInput, out_path: str | os.PathLike[str],
                 model: Codec | None = None, *, force: bool = False,
                 progress: Progress | None = None, window: int | None = None,
                 context: int | None = None) -> StreamHeader:
-    """Decode a ``.dvq`` file to audio (16-bit wav/flac or ogg by extension) at its original rate,
-    length and channel count, streaming with bounded memory; written atomically. Returns the header.
+    """Decode a ``.dvq`` file (``-``: standard input, or a :class:`StreamInput` already opened) to
+    audio (16-bit wav/flac or ogg by extension; ``-``: wav on standard output) at its original rate,
+    length and channel count, streaming with bounded memory; written atomically. The output must not
+    be the input. Returns the header.
     """
-    from .bitstream import read_header
-
     audio_io.output_format(out_path)
-    audio_io.check_output(out_path, force)
-    with _open_stream(in_path) as f:
-        header = read_header(f)
-        model = load_model(None) if model is None else model
-        blocks = _decode_blocks(f, header, model, window, context, progress)
-        with audio_io.open_audio_output(out_path, header.sample_rate, header.channels, force) as out, \
-                _eval_mode(model):
-            for block in blocks:
-                out.write(block)
+    if isinstance(in_path, StreamInput):
+        return _decode_input(in_path, out_path, model, force, progress, window, context)
+    check_distinct(as_path(in_path, "in_path"), out_path)
+    check_output(out_path, force)
+    with open_stream(in_path) as stream:
+        return _decode_input(stream, out_path, model, force, progress, window, context)
+
+
+def _decode_input(stream: StreamInput, out_path: str | os.PathLike[str], model: Codec | None,
+                  force: bool, progress: Progress | None, window: int | None,
+                  context: int | None) -> StreamHeader:
+    header = stream.header
+    check_stream_rate(header)
+    model = load_model(None) if model is None else model
+    _check_model(model)
+    blocks = _decode_blocks(stream.file, header, model, window, context, progress)
+    with audio_io.open_audio_output(out_path, header.sample_rate, header.channels, force) as out, \
+            _eval_mode(model):
+        for block in blocks:
+            out.write(block)
     return header

@@ -1,10 +1,15 @@
-"""Audio files in and out: reading (whole or in blocks), resampling, atomic writes.
+"""Audio files in and out: reading (whole or in blocks), resampling, writing.
 
 Audio arrays are ``[C, T]`` float32 (C channels, T samples), nominally in [-1, 1]. File I/O uses
-soundfile (libsndfile): wav, flac and ogg; 16/24-bit PCM or float. Resampling uses soxr, whole-signal
-(:func:`resample`) or block by block (:class:`StreamResampler`, same output as the whole-signal call).
-Every problem a user can cause raises :class:`~codec.errors.AudioError` (unreadable input) or
-:class:`~codec.errors.UsageError` (an output that exists without ``force``, an unknown extension).
+soundfile (libsndfile): it reads wav, flac, ogg (Vorbis, Opus), mp3, aiff, au, caf, w64 (16/24/32-bit
+PCM or float; :data:`INPUT_EXTENSIONS`) and writes 16-bit wav/flac or Vorbis ogg. An input is opened
+once (:func:`open_input`): standard input (``-``), FIFOs and devices are copied to a temporary file
+first, since they can be read only once and the encoder reads twice. Resampling uses soxr,
+whole-signal (:func:`resample`) or block by block (:class:`StreamResampler`, same output as the
+whole-signal call). Outputs are written atomically (:mod:`codec.fileio`). Every problem a user can
+cause raises :class:`~codec.errors.AudioError` (unreadable input), :class:`~codec.errors.UsageError`
+(an output that exists without ``force``, an unknown extension) or :class:`~codec.errors.OutputError`
+(an output that cannot be written).
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import tempfile
+import stat
+import struct
+import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +28,15 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import AudioError, UsageError
+from .errors import AudioError, DiveqWarning, OutputError, UsageError
+from .fileio import atomic_output, check_output, describe_os_error, is_stdio, spool_to_file
 
-#: Extensions (lower case, with the dot) this module reads and writes.
+#: Extensions (lower case, with the dot) this module writes.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+#: Extensions of the formats libsndfile reads (what a folder of inputs is searched for). A single
+#: file is read whatever its name, by its content.
+INPUT_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
+                    ".au", ".snd", ".caf", ".w64", ".rf64")
 
 #: Output extension -> (libsndfile major format, subtype).
 _OUTPUT_FORMATS = {
@@ -64,24 +77,129 @@ def _check_input(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def _open(path: str | os.PathLike[str]) -> sf.SoundFile:
-    p = _check_input(path)
-    try:
-        return sf.SoundFile(str(p))
-    except _SF_ERRORS as exc:
-        raise AudioError(f"not a readable audio file: {p} ({_one_line(exc)})") from None
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
 
 
+def _sf_open(fd: int, name: str) -> sf.SoundFile:
+    """libsndfile on the open file ``fd`` (which stays ours to close)."""
+    try:
+        return sf.SoundFile(fd, closefd=False)
+    except _SF_ERRORS as exc:
+        raise AudioError(f"not a readable audio file: {name} ({_one_line(exc)})") from None
+
+
+def _declared_wav_frames(fd: int) -> int | None:
+    """Sample frames the ``data`` chunk of a RIFF WAV declares (None: not a plain RIFF WAV, or a
+    streaming writer's "unknown length" size of 0 or >= 0x7fff0000)."""
+    def read(offset: int, size: int) -> bytes:
+        return os.pread(fd, size, offset)
+
+    try:
+        if read(0, 4) != b"RIFF" or read(8, 4) != b"WAVE":
+            return None
+        offset, block_align = 12, 0
+        for _ in range(1000):
+            head = read(offset, 8)
+            if len(head) < 8:
+                return None
+            kind, size = head[:4], struct.unpack("<I", head[4:])[0]
+            if kind == b"fmt ":
+                fmt = read(offset + 8, 16)
+                block_align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) == 16 else 0
+            elif kind == b"data":
+                if not block_align or size == 0 or size >= 0x7FFF0000:
+                    return None
+                return size // block_align
+            offset += 8 + size + (size & 1)
+    except OSError:
+        return None
+    return None
+
+
+def _warn_if_truncated(fd: int, f: sf.SoundFile, name: str) -> None:
+    if f.format not in ("WAV", "WAVEX"):
+        return
+    declared = _declared_wav_frames(fd)
+    if declared is not None and declared > f.frames:
+        warnings.warn(f"{name}: the WAV header declares {declared} samples per channel but the file "
+                      f"holds {f.frames} (truncated?); coding the {f.frames} present",
+                      DiveqWarning, stacklevel=4)
+
+
+class AudioInput:
+    """An open audio input, read from the start as often as needed (:meth:`blocks`).
+
+    Made by :func:`open_input`; ``info`` is what its header says, ``name`` how messages call it.
+    """
+
+    def __init__(self, f: sf.SoundFile, name: str) -> None:
+        self._f = f
+        self.name = name
+        self.info = AudioInfo(name, int(f.samplerate), int(f.channels), int(f.frames), f.format,
+                              f.subtype)
+
+    def blocks(self, block_size: int = DEFAULT_BLOCK_SIZE) -> Iterator[np.ndarray]:
+        """Read from the start, block by block: float32 arrays ``[C, t]``, t <= ``block_size``.
+
+        Memory stays bounded by one block whatever the length. Raises AudioError for a read error
+        part-way or NaN/Inf samples (naming the first bad sample).
+        """
+        try:
+            self._f.seek(0)
+        except _SF_ERRORS as exc:
+            raise AudioError(f"cannot read {self.name}: {_one_line(exc)}") from None
+        offset = 0
+        while True:
+            try:
+                data = self._f.read(block_size, dtype="float32", always_2d=True)
+            except _SF_ERRORS as exc:
+                raise AudioError(f"cannot read {self.name} at sample {offset}: {_one_line(exc)}") from None
+            if data.shape[0] == 0:
+                return
+            block = np.ascontiguousarray(data.T)
+            _check_finite(block, self.name, offset)
+            offset += block.shape[1]
+            yield block
+
+
+@contextlib.contextmanager
+def open_input(path: str | os.PathLike[str]) -> Iterator[AudioInput]:
+    """Open an audio input once: a file (any format libsndfile reads, by its content), ``-`` for
+    standard input, or a FIFO / device such as ``/dev/stdin`` (these two are copied to a temporary
+    file first, which is removed on exit). Warns (:class:`~codec.errors.DiveqWarning`) when a WAV's
+    header declares more samples than the file holds. Raises AudioError for a missing, unreadable or
+    non-audio input."""
+    with contextlib.ExitStack() as stack:
+        if is_stdio(path):
+            if sys.stdin is None or sys.stdin.isatty():
+                raise UsageError("standard input is a terminal: pipe audio into it, or give a file name "
+                                 "instead of -")
+            tmp = stack.enter_context(spool_to_file(sys.stdin.buffer, "standard input", AudioError))
+            name, fd = "standard input", os.open(tmp, os.O_RDONLY)
+        else:
+            p = _check_input(path)
+            name = str(p)
+            try:
+                fd = os.open(p, os.O_RDONLY)
+            except OSError as exc:
+                raise AudioError(f"cannot read {p}: {describe_os_error(exc)}") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # FIFO, device: readable once
+                with open(fd, "rb") as reader:
+                    tmp = stack.enter_context(spool_to_file(reader, name, AudioError))
+                fd = os.open(tmp, os.O_RDONLY)
+        stack.callback(os.close, fd)
+        f = _sf_open(fd, name)
+        stack.callback(f.close)
+        _warn_if_truncated(fd, f, name)
+        yield AudioInput(f, name)
+
+
 def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
     """Header information of an audio file (no samples are read)."""
-    with _open(path) as f:
-        return AudioInfo(str(path), int(f.samplerate), int(f.channels), int(f.frames), f.format,
-                         f.subtype)
+    with open_input(path) as src:
+        return dataclasses.replace(src.info, path=str(path))
 
 
 def _check_finite(block: np.ndarray, path: str | os.PathLike[str], offset: int) -> None:
@@ -99,20 +217,8 @@ def iter_blocks(path: str | os.PathLike[str],
     Memory stays bounded by one block whatever the file's length. Raises AudioError for an unreadable
     file, a read error part-way, or NaN/Inf samples (naming the first bad sample).
     """
-    f = _open(path)
-    with f:
-        offset = 0
-        while True:
-            try:
-                data = f.read(block_size, dtype="float32", always_2d=True)
-            except _SF_ERRORS as exc:
-                raise AudioError(f"cannot read {path} at sample {offset}: {_one_line(exc)}") from None
-            if data.shape[0] == 0:
-                return
-            block = np.ascontiguousarray(data.T)
-            _check_finite(block, path, offset)
-            offset += block.shape[1]
-            yield block
+    with open_input(path) as src:
+        yield from src.blocks(block_size)
 
 
 def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
@@ -120,16 +226,12 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
 
     Raises AudioError for a missing, unreadable or non-audio file and for NaN/Inf samples.
     """
-    f = _open(path)
-    with f:
-        rate = int(f.samplerate)
-        try:
-            data = f.read(dtype="float32", always_2d=True)
-        except _SF_ERRORS as exc:
-            raise AudioError(f"cannot read {path}: {_one_line(exc)}") from None
-    audio = np.ascontiguousarray(data.T)
-    _check_finite(audio, path, 0)
-    return audio, rate
+    with open_input(path) as src:
+        blocks = list(src.blocks(1 << 20))
+        rate = src.info.sample_rate
+        channels = src.info.channels
+    audio = (np.concatenate(blocks, axis=1) if blocks else np.zeros((channels, 0), dtype=np.float32))
+    return np.ascontiguousarray(audio), rate
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -168,95 +270,53 @@ class StreamResampler:
         return np.ascontiguousarray(np.asarray(y, dtype=np.float32).reshape(-1, self.channels).T)
 
 
-def check_output(path: str | os.PathLike[str], force: bool = False) -> Path:
-    """Raise UsageError if ``path`` is a folder, or exists and not ``force``; returns it as a Path."""
-    target = Path(path)
-    if target.is_dir():
-        raise UsageError(f"output is a folder: {target}")
-    if target.exists() and not force:
-        raise UsageError(f"output exists: {target} (use --force to overwrite)")
-    return target
-
-
-def _default_file_mode() -> int:
-    """Permission bits of a file created normally here (0o666 minus the umask): temporary files are
-    created 0o600, so an atomically written output gets these before it is renamed into place."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
-    """Write a file atomically: yields a temporary path in the same folder; on success it is flushed
-    to disk and renamed to ``path``; on any error (KeyboardInterrupt included) it is removed.
-
-    An existing ``path`` is refused with UsageError unless ``force`` (checked before any work and again
-    before the rename); the original file is untouched until the rename. The file ends up with the
-    permissions of a normally created one (0o666 minus the umask). Every file the project writes
-    (audio, streams, models, checkpoints, eval reports) goes through here.
-    """
-    target = check_output(path, force)
-    folder = target.parent
-    if not folder.is_dir():
-        raise UsageError(f"output folder does not exist: {folder}")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
-    except OSError as exc:
-        raise UsageError(f"cannot write in {folder}: {exc.strerror or exc}") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if target.exists() and not force:
-            raise UsageError(f"output exists: {target} (use --force to overwrite)")
-        os.chmod(tmp, _default_file_mode())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable; not possible on every platform
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def output_format(path: str | os.PathLike[str]) -> tuple[str, str]:
-    """(libsndfile format, subtype) chosen from the extension: 16-bit PCM wav/flac, Vorbis ogg."""
+    """(libsndfile format, subtype) chosen from the extension: 16-bit PCM wav/flac, Vorbis ogg; ``-``
+    (standard output) is 16-bit wav."""
+    if is_stdio(path):
+        return _OUTPUT_FORMATS[".wav"]
     ext = Path(path).suffix.lower()
     if ext not in _OUTPUT_FORMATS:
         raise UsageError(f"unsupported audio output extension {ext or '(none)'!r} for {path} "
-                         f"(use {', '.join(AUDIO_EXTENSIONS)})")
+                         f"(use {', '.join(AUDIO_EXTENSIONS)}, or - for wav on standard output)")
     return _OUTPUT_FORMATS[ext]
+
+
+def _write_error(target: str | os.PathLike[str], exc: Exception) -> OutputError:
+    """OutputError for a libsndfile write failure: the system's reason when libsndfile reports a
+    system error (errno kept by soundfile's cffi binding), else libsndfile's own message."""
+    where = "standard output" if is_stdio(target) else str(target)
+    code = getattr(getattr(sf, "_ffi", None), "errno", 0) if getattr(exc, "code", None) == 2 else 0
+    reason = (describe_os_error(OSError(code, os.strerror(code))) if code
+              else f"libsndfile: {_one_line(exc)}")
+    return OutputError(f"cannot write {where}: {reason}")
 
 
 class AudioWriter:
     """Appends blocks ``[C, t]`` to an open soundfile, clipped to [-1, 1]."""
 
-    def __init__(self, f: sf.SoundFile) -> None:
+    def __init__(self, f: sf.SoundFile, target: str | os.PathLike[str] = "") -> None:
         self._f = f
+        self._target = target
         self.n_samples = 0
 
     def write(self, block: np.ndarray) -> None:
-        """Append ``block`` ``[C, t]`` (float, any t >= 0), converted in pieces of bounded size."""
+        """Append ``block`` ``[C, t]`` (float, any t >= 0), converted in pieces of bounded size.
+        Raises OutputError when the file cannot be written (disk full, file size limit, ...)."""
         for start in range(0, block.shape[-1], DEFAULT_BLOCK_SIZE):
             piece = np.asarray(block[:, start:start + DEFAULT_BLOCK_SIZE], dtype=np.float32)
-            self._f.write(np.ascontiguousarray(np.clip(piece, -1.0, 1.0).T))
+            try:
+                self._f.write(np.ascontiguousarray(np.clip(piece, -1.0, 1.0).T))
+            except _SF_ERRORS as exc:
+                raise _write_error(self._target, exc) from None
             self.n_samples += piece.shape[-1]
 
 
 @contextlib.contextmanager
 def open_audio_output(path: str | os.PathLike[str], sample_rate: int, channels: int,
                       force: bool = False) -> Iterator[AudioWriter]:
-    """An :class:`AudioWriter` on ``path``, written atomically (see :func:`atomic_output`).
+    """An :class:`AudioWriter` on ``path`` (``-``: standard output, as wav), written atomically (see
+    :func:`codec.fileio.atomic_output`).
 
     The format comes from the extension (:func:`output_format`); nothing is left behind on error.
     """
@@ -264,9 +324,21 @@ def open_audio_output(path: str | os.PathLike[str], sample_rate: int, channels: 
     if channels < 1:
         raise UsageError(f"cannot write audio with {channels} channels")
     with atomic_output(path, force) as tmp:
-        with sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate), channels=int(channels),
-                          format=fmt, subtype=subtype) as f:
-            yield AudioWriter(f)
+        try:
+            f = sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate), channels=int(channels),
+                             format=fmt, subtype=subtype)
+        except _SF_ERRORS as exc:
+            raise _write_error(path, exc) from None
+        try:
+            yield AudioWriter(f, path)
+        except BaseException:
+            with contextlib.suppress(*_SF_ERRORS):
+                f.close()
+            raise
+        try:
+            f.close()  # writes the final header: can fail too
+        except _SF_ERRORS as exc:
+            raise _write_error(path, exc) from None
 
 
 def write_audio(path: str | os.PathLike[str], x: np.ndarray, sample_rate: int,
@@ -280,3 +352,9 @@ def write_audio(path: str | os.PathLike[str], x: np.ndarray, sample_rate: int,
         raise UsageError(f"audio to write must be [C, T], got shape {tuple(x.shape)}")
     with open_audio_output(path, sample_rate, x.shape[0], force) as writer:
         writer.write(x)
+
+
+__all__ = ["AUDIO_EXTENSIONS", "INPUT_EXTENSIONS", "DEFAULT_BLOCK_SIZE", "AudioInfo", "AudioInput",
+           "open_input", "audio_info", "iter_blocks", "read_audio", "resample", "StreamResampler",
+           "check_output", "atomic_output", "output_format", "AudioWriter", "open_audio_output",
+           "write_audio"]

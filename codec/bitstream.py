@@ -1,38 +1,54 @@
 """The ``.dvq`` bitstream: a compact, streaming, checksummed container for codec codes.
 
-Layout (all integers little-endian; full specification in ``docs/bitstream.md``)::
+Layout of format version 2, written by default (integers little-endian; full specification in
+``docs/bitstream.md``)::
 
-    prelude  magic "DVQC" | format_version u16 | header_length u32 | header_crc32 u32   (14 bytes)
+    header  magic "DVQC" | format_version u16 = 2 | quantizer u8 | bits_per_code u8 | n_codebooks u8 |
+            channels u8 | sample_rate, model_sample_rate, hop_length, chunk_frames, n_samples as
+            LEB128 varints | model_hash 8 bytes | gains float32 x channels | header_crc32 u32
+    chunk*  codes bit-packed at bits_per_code | crc32 u32 (of header_crc32 u32, chunk index u32, codes)
+
+Version 1 (still read; written for headers whose ``format_version`` is 1)::
+
+    prelude  magic "DVQC" | format_version u16 = 1 | header_length u32 | header_crc32 u32   (14 bytes)
     header   raw DEFLATE (preset dictionary HEADER_DICTIONARY) of a UTF-8 JSON object
     chunk*   frame_count u32 | byte_length u32 | crc32 u32 | codes bit-packed at log2(codebook_size)
 
 A chunk holds codes ``[C, K, t]`` (C channels, K codebook stages, t frames) flattened in C order and
 packed most significant bit first. Every malformed input raises :class:`~codec.errors.BitstreamError`,
-and every size a reader allocates is bounded by the constants below.
+and every size a reader allocates is bounded (:mod:`codec.streamheader` holds the limits).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import io
 import json
-import operator
-import re
+import os
 import struct
-import unicodedata
+import sys
 import zlib
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from .bitpack import MAX_BITS, pack_codes, pack_valid_codes, unpack_codes
-from .errors import BitstreamError
+from .bitpack import pack_codes, pack_valid_codes, unpack_codes
+from .errors import BitstreamError, UsageError, printable
+from .fileio import as_path, is_stdio
+from .streamheader import (  # noqa: F401  (re-exported: the format's constants live there)
+    FORMAT_VERSION, FRAME_TOLERANCE, HASH_PREFIX_HEX, JSON_KEYS, MAX_CHANNELS, MAX_CHUNK_CODES,
+    MAX_CHUNK_FRAMES, MAX_CODEBOOKS, MAX_FRAMES, MAX_GAIN, MAX_HOP_LENGTH, MAX_MODEL_NAME,
+    MAX_SAMPLE_RATE, MAX_SAMPLES, MIN_GAIN, MIN_SAMPLE_RATE, QUANTIZER_KINDS, READABLE_VERSIONS,
+    SF_INFERENCE_MODES, StreamHeader, frames_for,
+)
 
 MAGIC = b"DVQC"
-FORMAT_VERSION = 1
+#: Extension of stream files (an encoder refuses any other output name).
+STREAM_EXTENSION = ".dvq"
 
-#: Preset DEFLATE dictionary for the header (part of format version 1: never change it).
+#: Preset DEFLATE dictionary for the version-1 header (part of format version 1: never change it).
 HEADER_DICTIONARY = (
     b'"ste""sfdiveq"22050,24000,32000,44100,48000,"sf_inference":"midpoint"}{"model_name":'
     b'"diveq-codec","model_hash":"","sample_rate":16000,"model_sample_rate":16000,"channels":1,'
@@ -40,198 +56,67 @@ HEADER_DICTIONARY = (
     b'"chunk_frames":500,"gains":[1.0],"quantizer_kind":"diveq","sf_inference":null}'
 )
 
-# Bounds: a crafted header can make a reader allocate at most a few tens of MiB (see the spec).
-MAX_HEADER_BYTES = 65536        # stored (compressed) header and its decompressed JSON, each
-MAX_MODEL_NAME = 256            # characters
-MAX_SAMPLE_RATE = 768000        # Hz, both rates; the minimum is MIN_SAMPLE_RATE
-MIN_SAMPLE_RATE = 1000
-MAX_CHANNELS = 64
-MAX_CODEBOOKS = 64
-MAX_HOP_LENGTH = 65536
-MAX_CHUNK_FRAMES = 65536
-MAX_CHUNK_CODES = 1 << 22       # channels * n_codebooks * chunk_frames
-MAX_SAMPLES = 1 << 36           # per channel
-MAX_FRAMES = (1 << 32) - 1
-FRAME_TOLERANCE = 2             # |n_frames - n_samples * model_sample_rate / (sample_rate * hop)|
-MIN_GAIN, MAX_GAIN = 1e-6, 1e6
+MAX_HEADER_BYTES = 65536        # version 1: stored (compressed) header and its decompressed JSON, each
 
-#: Recommended chunk length: shorter chunks push a 1.5 kbps stream's container overhead past 2 %.
+#: Recommended chunk length: shorter chunks push a 1.5 kbps stream's container overhead up.
 DEFAULT_CHUNK_SECONDS = 10.0
 
-QUANTIZER_KINDS = ("diveq", "sfdiveq", "ste")
-SF_INFERENCE_MODES = ("midpoint", "vertex")
-
-_PRELUDE = struct.Struct("<4sHII")   # magic, format_version, header_length, header_crc32
-_CHUNK = struct.Struct("<III")       # frame_count, byte_length, crc32
-_HASH_RE = re.compile(r"[0-9a-f]{64}")
-_INT_KEYS = ("sample_rate", "model_sample_rate", "channels", "n_samples", "n_frames", "n_codebooks",
-             "codebook_size", "hop_length", "chunk_frames")
-
-
-@dataclasses.dataclass(frozen=True)
-class StreamHeader:
-    """Everything a decoder needs besides the codes. Constructing one validates it.
-
-    Integer fields accept any integral number (e.g. ``np.int64``) and are stored as ``int``; ``gains``
-    accepts any sequence of reals and is stored as a tuple of ``float``. Invalid values raise
-    :class:`BitstreamError` naming the key.
-    """
-
-    model_name: str           # model's name, 1..256 printable characters
-    model_hash: str           # sha256 hex (64 lowercase hex digits) of the model's weights
-    sample_rate: int          # the input's original sample rate (decode restores it), Hz
-    model_sample_rate: int    # rate the model codes at, Hz
-    channels: int             # C; each channel is coded separately
-    n_samples: int            # exact length per channel at sample_rate
-    n_frames: int             # code frames per channel
-    n_codebooks: int          # K, stages used in this stream
-    codebook_size: int        # power of two; bits per code = log2(codebook_size)
-    hop_length: int           # model samples per frame
-    chunk_frames: int         # frames per payload chunk (the last chunk may be shorter)
-    gains: tuple[float, ...]  # per channel linear gain the encoder applied (decoder divides by it)
-    quantizer_kind: str       # "diveq" | "sfdiveq" | "ste"
-    sf_inference: str | None  # SF-DiVeQ finite code ("midpoint"), None otherwise
-
-    def __post_init__(self) -> None:
-        for key in _INT_KEYS:
-            object.__setattr__(self, key, _as_int(getattr(self, key), key))
-        object.__setattr__(self, "gains", _as_gains(self.gains))
-        _validate(self)
-
-    @property
-    def bits_per_code(self) -> int:
-        return self.codebook_size.bit_length() - 1
-
-    @property
-    def frame_rate(self) -> float:
-        """Code frames per second per channel."""
-        return self.model_sample_rate / self.hop_length
-
-    @property
-    def duration_seconds(self) -> float:
-        return self.n_samples / self.sample_rate
-
-    @property
-    def n_chunks(self) -> int:
-        return -(-self.n_frames // self.chunk_frames)
-
-    @property
-    def nominal_bitrate(self) -> float:
-        """Bits per second of packed codes, all channels together (no container overhead)."""
-        return self.channels * self.n_codebooks * self.bits_per_code * self.frame_rate
-
-    def chunk_length(self, index: int) -> int:
-        """Frames in chunk ``index`` (``chunk_frames``, or fewer for the last chunk)."""
-        return min(self.chunk_frames, self.n_frames - index * self.chunk_frames)
-
-    def chunk_bytes(self, frames: int) -> int:
-        """Packed payload bytes of a chunk with ``frames`` frames."""
-        return (self.channels * self.n_codebooks * frames * self.bits_per_code + 7) // 8
-
-    def payload_size(self) -> int:
-        """Bytes of all chunks (heads and payloads) that follow the header."""
-        full, rest = divmod(self.n_frames, self.chunk_frames)
-        size = full * (_CHUNK.size + self.chunk_bytes(self.chunk_frames))
-        return size + (_CHUNK.size + self.chunk_bytes(rest) if rest else 0)
-
-    def to_json(self) -> dict[str, Any]:
-        """The header as the JSON object stored in the file (keys in the canonical order)."""
-        data = dataclasses.asdict(self)
-        data["gains"] = list(self.gains)
-        return data
-
-
-def _bad(key: str, message: str) -> BitstreamError:
-    return BitstreamError(f"invalid .dvq header: {key} {message}")
-
-
-def _as_int(value: Any, key: str) -> int:
-    if isinstance(value, (bool, np.bool_)):
-        raise _bad(key, "must be an integer, got a boolean")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise _bad(key, f"must be an integer, got {type(value).__name__}") from None
-
-
-def _as_gains(value: Any) -> tuple[float, ...]:
-    try:
-        if isinstance(value, (str, bytes, dict)):
-            raise TypeError
-        items = iter(value)
-    except TypeError:
-        raise _bad("gains", f"must be a list of numbers, got {type(value).__name__}") from None
-    gains: list[float] = []
-    for gain in items:
-        if isinstance(gain, (bool, np.bool_, str, bytes)) or not isinstance(gain, (int, float, np.number)):
-            raise _bad("gains", f"must hold numbers, got {type(gain).__name__}")
-        try:
-            gains.append(float(gain))
-        except OverflowError:
-            raise _bad("gains", "holds a number too large for a float") from None
-        if len(gains) > MAX_CHANNELS:
-            break
-    return tuple(gains)
-
-
-def _check_range(key: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
-        raise _bad(key, f"must be in {low}..{high}, got {value}")
-
-
-def _validate(h: StreamHeader) -> None:
-    """Check every field and the relations between them (the rules of docs/bitstream.md)."""
-    if not isinstance(h.model_name, str) or not 1 <= len(h.model_name) <= MAX_MODEL_NAME:
-        raise _bad("model_name", f"must be a string of 1..{MAX_MODEL_NAME} characters")
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in h.model_name):
-        raise _bad("model_name", "must not contain control characters or lone surrogates")
-    if not isinstance(h.model_hash, str) or not _HASH_RE.fullmatch(h.model_hash):
-        raise _bad("model_hash", "must be a sha256 hex digest (64 lowercase hex digits)")
-    _check_range("sample_rate", h.sample_rate, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
-    _check_range("model_sample_rate", h.model_sample_rate, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
-    _check_range("channels", h.channels, 1, MAX_CHANNELS)
-    _check_range("n_samples", h.n_samples, 0, MAX_SAMPLES)
-    _check_range("n_frames", h.n_frames, 0, MAX_FRAMES)
-    _check_range("n_codebooks", h.n_codebooks, 1, MAX_CODEBOOKS)
-    size = h.codebook_size
-    if not 2 <= size <= 1 << MAX_BITS or size & (size - 1):
-        raise _bad("codebook_size", f"must be a power of two in 2..{1 << MAX_BITS}, got {size}")
-    _check_range("hop_length", h.hop_length, 1, MAX_HOP_LENGTH)
-    _check_range("chunk_frames", h.chunk_frames, 1, MAX_CHUNK_FRAMES)
-    codes = h.channels * h.n_codebooks * h.chunk_frames
-    if codes > MAX_CHUNK_CODES:
-        raise _bad("chunk_frames", f"makes chunks of {codes} codes (channels * n_codebooks * "
-                   f"chunk_frames), more than {MAX_CHUNK_CODES}")
-    if len(h.gains) != h.channels:
-        raise _bad("gains", f"must hold one gain per channel ({h.channels}), got {len(h.gains)}")
-    for gain in h.gains:
-        if not MIN_GAIN <= gain <= MAX_GAIN:  # also rejects NaN
-            raise _bad("gains", f"must be finite and in [{MIN_GAIN:g}, {MAX_GAIN:g}], got {gain}")
-    if h.quantizer_kind not in QUANTIZER_KINDS:
-        raise _bad("quantizer_kind", f"must be one of {', '.join(QUANTIZER_KINDS)}, "
-                   f"got {h.quantizer_kind!r}")
-    if h.quantizer_kind == "sfdiveq" and h.sf_inference not in SF_INFERENCE_MODES:
-        raise _bad("sf_inference", f"must be one of {', '.join(SF_INFERENCE_MODES)} for sfdiveq, "
-                   f"got {h.sf_inference!r}")
-    if h.quantizer_kind != "sfdiveq" and h.sf_inference is not None:
-        raise _bad("sf_inference", f"must be null unless quantizer_kind is sfdiveq, got {h.sf_inference!r}")
-    if (h.n_samples == 0) != (h.n_frames == 0):
-        raise _bad("n_frames", f"{h.n_frames} does not match n_samples {h.n_samples} "
-                   "(both are 0 for an empty stream, or neither)")
-    # n_frames ~= n_samples * model_sample_rate / (sample_rate * hop_length), in exact integers
-    scale = h.sample_rate * h.hop_length
-    if abs(h.n_frames * scale - h.n_samples * h.model_sample_rate) > FRAME_TOLERANCE * scale:
-        expected = h.n_samples * h.model_sample_rate / scale
-        raise _bad("n_frames", f"{h.n_frames} does not match n_samples {h.n_samples} "
-                   f"(expected about {expected:.1f} frames)")
+_PRELUDE = struct.Struct("<4sHII")   # version 1: magic, format_version, header_length, header_crc32
+_CHUNK = struct.Struct("<III")       # version 1: frame_count, byte_length, crc32
+_FIXED_V2 = struct.Struct("<BBBB")   # version 2: quantizer, bits_per_code, n_codebooks, channels
+_U32 = struct.Struct("<I")
+#: Version 2's quantizer byte.
+_QUANTIZER_CODES = {("diveq", None): 0, ("sfdiveq", "midpoint"): 1, ("ste", None): 2,
+                    ("sfdiveq", "vertex"): 3}
+_QUANTIZERS = {code: kind for kind, code in _QUANTIZER_CODES.items()}
+_VARINT_KEYS = ("sample_rate", "model_sample_rate", "hop_length", "chunk_frames", "n_samples")
+_MAX_VARINT_BYTES = 6            # 2^36 (MAX_SAMPLES) needs 6 bytes of 7 bits
+_HASH_BYTES = HASH_PREFIX_HEX // 2
 
 
 # ---------------------------------------------------------------------------------------- writing
 
-def _header_bytes(header: StreamHeader) -> bytes:
+def _json_header(header: StreamHeader) -> bytes:
+    """Version 1: the prelude and the DEFLATE-compressed JSON header."""
     text = json.dumps(header.to_json(), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, HEADER_DICTIONARY)
-    return compressor.compress(text.encode("utf-8")) + compressor.flush()
+    blob = compressor.compress(text.encode("utf-8")) + compressor.flush()
+    return _PRELUDE.pack(MAGIC, 1, len(blob), zlib.crc32(blob)) + blob
+
+
+def _varint(value: int) -> bytes:
+    """Unsigned LEB128: 7 bits per byte, least significant group first, high bit = more follow."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _binary_header(header: StreamHeader) -> bytes:
+    """Version 2: the whole header, its CRC32 included (one byte string per header: canonical)."""
+    quantizer = _QUANTIZER_CODES[(header.quantizer_kind, header.sf_inference)]
+    parts = [MAGIC, struct.pack("<H", 2),
+             _FIXED_V2.pack(quantizer, header.bits_per_code, header.n_codebooks, header.channels)]
+    parts += [_varint(getattr(header, key)) for key in _VARINT_KEYS]
+    parts.append(bytes.fromhex(header.model_hash))
+    parts.append(np.asarray(header.gains, dtype="<f4").tobytes())
+    data = b"".join(parts)
+    return data + _U32.pack(zlib.crc32(data))
+
+
+def encode_header(header: StreamHeader) -> bytes:
+    """The header as stored at the start of a stream, in the layout of ``header.format_version``."""
+    if not isinstance(header, StreamHeader):
+        raise TypeError(f"header must be a StreamHeader, got {type(header).__name__}")
+    return _json_header(header) if header.format_version == 1 else _binary_header(header)
+
+
+def _chunk_crc(header_crc: int, index: int, payload: bytes) -> int:
+    """Version 2's chunk CRC32: over the header's CRC, the chunk's index (both u32) and its codes, so a
+    chunk moved to another place or spliced from another stream fails its check."""
+    return zlib.crc32(payload, zlib.crc32(_U32.pack(index), zlib.crc32(_U32.pack(header_crc))))
 
 
 def _chunk_payload(header: StreamHeader, chunk: Any, index: int) -> tuple[int, bytes]:
@@ -256,16 +141,15 @@ def _chunk_payload(header: StreamHeader, chunk: Any, index: int) -> tuple[int, b
 
 
 def write_stream(f: BinaryIO, header: StreamHeader, chunks: Iterable[np.ndarray]) -> int:
-    """Write a complete stream to ``f`` one chunk at a time; returns the bytes written.
+    """Write a complete stream to ``f`` one chunk at a time, in the layout of
+    ``header.format_version``; returns the bytes written.
 
     ``chunks``: integer arrays ``[C, K, t]`` with ``t == header.chunk_frames`` except the last, whose
     frames make up ``header.n_frames`` in total. On :class:`BitstreamError` (bad shape, frame count,
     dtype or code) part of the stream may already be written: write to a temporary file and discard it.
     """
-    if not isinstance(header, StreamHeader):
-        raise TypeError(f"header must be a StreamHeader, got {type(header).__name__}")
-    blob = _header_bytes(header)
-    head = _PRELUDE.pack(MAGIC, FORMAT_VERSION, len(blob), zlib.crc32(blob)) + blob
+    head = encode_header(header)
+    header_crc = _U32.unpack(head[-4:])[0]
     f.write(head)
     written = len(head)
     count = 0
@@ -274,9 +158,13 @@ def write_stream(f: BinaryIO, header: StreamHeader, chunks: Iterable[np.ndarray]
             raise BitstreamError(f"more chunks than the header's {header.n_chunks} "
                                  f"(n_frames {header.n_frames}, chunk_frames {header.chunk_frames})")
         frames, payload = _chunk_payload(header, chunk, index)
-        f.write(_CHUNK.pack(frames, len(payload), zlib.crc32(payload)))
-        f.write(payload)
-        written += _CHUNK.size + len(payload)
+        if header.format_version == 1:
+            f.write(_CHUNK.pack(frames, len(payload), zlib.crc32(payload)))
+            f.write(payload)
+        else:
+            f.write(payload)
+            f.write(_U32.pack(_chunk_crc(header_crc, index, payload)))
+        written += header.chunk_overhead + len(payload)
         count = index + 1
     if count != header.n_chunks:
         raise BitstreamError(f"got {count} chunks ({min(count * header.chunk_frames, header.n_frames)} "
@@ -299,10 +187,14 @@ def encode_stream(header: StreamHeader, codes: np.ndarray) -> bytes:
 # ---------------------------------------------------------------------------------------- reading
 
 def _read_upto(f: BinaryIO, size: int) -> bytes:
-    """Up to ``size`` bytes: fewer only at the end of the file (loops over short reads)."""
+    """Up to ``size`` bytes: fewer only at the end of the file (loops over short reads). An OSError
+    (e.g. EIO) becomes a BitstreamError."""
     parts, got = [], 0
     while got < size:
-        part = f.read(size - got)
+        try:
+            part = f.read(size - got)
+        except OSError as exc:
+            raise BitstreamError(f"cannot read the .dvq stream: {exc.strerror or exc}") from None
         if not part:
             break
         parts.append(part)
@@ -336,14 +228,13 @@ def _parse_header_json(blob: bytes) -> StreamHeader:
         raise BitstreamError(f"corrupt .dvq header: it is not valid JSON ({exc})") from None
     if not isinstance(obj, dict):
         raise BitstreamError(f"corrupt .dvq header: expected a JSON object, got {type(obj).__name__}")
-    fields = [field.name for field in dataclasses.fields(StreamHeader)]
-    missing = [key for key in fields if key not in obj]
-    unknown = sorted(key for key in obj if key not in fields)
+    missing = [key for key in JSON_KEYS if key not in obj]
+    unknown = sorted(key for key in obj if key not in JSON_KEYS)
     if missing:
         raise BitstreamError(f"invalid .dvq header: missing keys {', '.join(missing)}")
     if unknown:
         raise BitstreamError(f"invalid .dvq header: unknown keys {', '.join(unknown)}")
-    return StreamHeader(**obj)
+    return StreamHeader(**obj, format_version=1)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -357,8 +248,67 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
+def _read_json_header(f: BinaryIO) -> StreamHeader:
+    """Version 1, after the magic and the version: header length, CRC, DEFLATE'd JSON."""
+    length, crc = struct.unpack("<II", _read_exact(f, _PRELUDE.size - 6, "the prelude"))
+    if not 1 <= length <= MAX_HEADER_BYTES:
+        raise BitstreamError(f"corrupt .dvq header: length {length} is outside 1..{MAX_HEADER_BYTES}")
+    blob = _read_exact(f, length, "the header")
+    if zlib.crc32(blob) != crc:
+        raise BitstreamError(f"CRC mismatch in the header (stored {crc:#010x}, computed "
+                             f"{zlib.crc32(blob):#010x}): the file is corrupted")
+    return _parse_header_json(blob)
+
+
+def _read_varint(f: BinaryIO, key: str, seen: bytearray) -> int:
+    value = 0
+    for i in range(_MAX_VARINT_BYTES):
+        byte = _read_exact(f, 1, "the header")[0]
+        seen.append(byte)
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            if byte == 0 and i:
+                raise BitstreamError(f"corrupt .dvq header: {key} is not minimally encoded")
+            return value
+    raise BitstreamError(f"corrupt .dvq header: {key} is longer than {_MAX_VARINT_BYTES} bytes")
+
+
+def _read_binary_header(f: BinaryIO, start: bytes) -> StreamHeader:
+    """Version 2, after the magic and the version (``start`` holds those 6 bytes): fixed fields,
+    varints, hash, gains, CRC. Every field is covered by the CRC, which is checked before any value."""
+    seen = bytearray(start)
+    fixed = _read_exact(f, _FIXED_V2.size, "the header")
+    seen += fixed
+    quantizer, bits, n_codebooks, channels = _FIXED_V2.unpack(fixed)
+    values = {key: _read_varint(f, key, seen) for key in _VARINT_KEYS}
+    if not 1 <= channels <= MAX_CHANNELS:  # bounds the gains' read before the CRC can be checked
+        rest = _read_upto(f, _HASH_BYTES + 4)
+    else:
+        rest = _read_exact(f, _HASH_BYTES + 4 * channels + 4, "the header")
+    seen += rest[:-4]
+    crc = _U32.unpack(rest[-4:])[0] if len(rest) >= 4 else -1
+    if zlib.crc32(seen) != crc:
+        raise BitstreamError(f"CRC mismatch in the header (stored {max(crc, 0):#010x}, computed "
+                             f"{zlib.crc32(seen):#010x}): the file is corrupted")
+    if quantizer not in _QUANTIZERS:
+        raise BitstreamError(f"invalid .dvq header: quantizer_kind code {quantizer} is unknown "
+                             f"(0 diveq, 1 sfdiveq, 2 ste)")
+    if not 1 <= bits <= 16:
+        raise BitstreamError(f"invalid .dvq header: codebook_size must be a power of two in 2..65536, "
+                             f"got 2^{bits}")
+    kind, sf_inference = _QUANTIZERS[quantizer]
+    gains = np.frombuffer(rest[_HASH_BYTES:-4], dtype="<f4").astype(np.float64)
+    n_frames = (frames_for(values["n_samples"], values["sample_rate"], values["model_sample_rate"],
+                           values["hop_length"])
+                if values["sample_rate"] and values["hop_length"] else 0)
+    return StreamHeader(model_name=None, model_hash=rest[:_HASH_BYTES].hex(), channels=channels,
+                        n_frames=n_frames, n_codebooks=n_codebooks, codebook_size=1 << bits,
+                        gains=tuple(gains.tolist()), quantizer_kind=kind, sf_inference=sf_inference,
+                        format_version=2, **values)
+
+
 def read_header(f: BinaryIO) -> StreamHeader:
-    """Read and validate the prelude and header; leaves ``f`` at the first chunk.
+    """Read and validate the header (version 1 or 2); leaves ``f`` at the first chunk.
 
     If ``f`` is seekable, also checks that the rest of the file is exactly the chunks the header
     declares (early truncation and trailing-data errors).
@@ -370,19 +320,14 @@ def read_header(f: BinaryIO) -> StreamHeader:
         raise BitstreamError("truncated .dvq file: it ends inside the magic bytes")
     if start != MAGIC:
         raise BitstreamError(f"not a .dvq file (starts with {start!r}, expected {MAGIC!r})")
-    version, length, crc = struct.unpack("<HII", _read_exact(f, _PRELUDE.size - len(MAGIC), "the prelude"))
+    raw_version = _read_exact(f, 2, "the prelude")
+    version = struct.unpack("<H", raw_version)[0]
     if version > FORMAT_VERSION:
         raise BitstreamError(f"made by a newer diveq-codec (format version {version}; this one reads "
                              f"up to {FORMAT_VERSION}): upgrade diveq-codec to read it")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise BitstreamError(f"unsupported .dvq format version {version}")
-    if not 1 <= length <= MAX_HEADER_BYTES:
-        raise BitstreamError(f"corrupt .dvq header: length {length} is outside 1..{MAX_HEADER_BYTES}")
-    blob = _read_exact(f, length, "the header")
-    if zlib.crc32(blob) != crc:
-        raise BitstreamError(f"CRC mismatch in the header (stored {crc:#010x}, computed "
-                             f"{zlib.crc32(blob):#010x}): the file is corrupted")
-    header = _parse_header_json(blob)
+    header = _read_json_header(f) if version == 1 else _read_binary_header(f, start + raw_version)
     _check_size(f, header)
     return header
 
@@ -402,26 +347,48 @@ def _check_size(f: BinaryIO, header: StreamHeader) -> None:
         raise BitstreamError(f"corrupt .dvq file: {have - need} bytes of trailing data after the last chunk")
 
 
+def _read_chunk_v1(f: BinaryIO, header: StreamHeader, index: int) -> tuple[int, bytes]:
+    frames, length, crc = _CHUNK.unpack(_read_exact(f, _CHUNK.size, f"chunk {index}'s head"))
+    expected = header.chunk_length(index)
+    if frames != expected:
+        raise BitstreamError(f"chunk {index} declares {frames} frames, expected {expected} "
+                             f"(n_frames {header.n_frames}, chunk_frames {header.chunk_frames})")
+    if length != header.chunk_bytes(frames):
+        raise BitstreamError(f"chunk {index} declares {length} bytes, expected "
+                             f"{header.chunk_bytes(frames)} for {frames} frames")
+    payload = _read_exact(f, length, f"chunk {index}")
+    if zlib.crc32(payload) != crc:
+        raise BitstreamError(f"CRC mismatch in chunk {index} (stored {crc:#010x}, computed "
+                             f"{zlib.crc32(payload):#010x}): the file is corrupted")
+    return frames, payload
+
+
+def _read_chunk_v2(f: BinaryIO, header: StreamHeader, index: int, header_crc: int) -> tuple[int, bytes]:
+    frames = header.chunk_length(index)
+    length = header.chunk_bytes(frames)
+    data = _read_exact(f, length + 4, f"chunk {index}")
+    payload, crc = data[:length], _U32.unpack(data[length:])[0]
+    computed = _chunk_crc(header_crc, index, payload)
+    if computed != crc:
+        raise BitstreamError(f"CRC mismatch in chunk {index} (stored {crc:#010x}, computed "
+                             f"{computed:#010x}): the file is corrupted, or the chunk is not in its place")
+    return frames, payload
+
+
 def iter_chunks(f: BinaryIO, header: StreamHeader) -> Iterator[np.ndarray]:
     """Yield every chunk's codes, int64 ``[C, K, t]``, reading ``f`` from just after the header.
 
-    Each chunk's frame count, byte length and CRC32 are checked before it is yielded, and the end of
-    the file is checked before the last one; the codes are in ``0 .. codebook_size - 1`` by design.
+    Each chunk's CRC32 (and in version 1 its frame count and byte length) is checked before it is
+    yielded, and the end of the file is checked before the last one; the codes are in
+    ``0 .. codebook_size - 1`` by design.
     """
     shape = (header.channels, header.n_codebooks)
+    header_crc = _U32.unpack(encode_header(header)[-4:])[0] if header.format_version >= 2 else 0
     for index in range(header.n_chunks):
-        frames, length, crc = _CHUNK.unpack(_read_exact(f, _CHUNK.size, f"chunk {index}'s head"))
-        expected = header.chunk_length(index)
-        if frames != expected:
-            raise BitstreamError(f"chunk {index} declares {frames} frames, expected {expected} "
-                                 f"(n_frames {header.n_frames}, chunk_frames {header.chunk_frames})")
-        if length != header.chunk_bytes(frames):
-            raise BitstreamError(f"chunk {index} declares {length} bytes, expected "
-                                 f"{header.chunk_bytes(frames)} for {frames} frames")
-        payload = _read_exact(f, length, f"chunk {index}")
-        if zlib.crc32(payload) != crc:
-            raise BitstreamError(f"CRC mismatch in chunk {index} (stored {crc:#010x}, computed "
-                                 f"{zlib.crc32(payload):#010x}): the file is corrupted")
+        if header.format_version == 1:
+            frames, payload = _read_chunk_v1(f, header, index)
+        else:
+            frames, payload = _read_chunk_v2(f, header, index, header_crc)
         codes = unpack_codes(payload, header.bits_per_code, shape[0] * shape[1] * frames)
         if index == header.n_chunks - 1:
             _expect_end(f)
@@ -431,7 +398,7 @@ def iter_chunks(f: BinaryIO, header: StreamHeader) -> Iterator[np.ndarray]:
 
 
 def _expect_end(f: BinaryIO) -> None:
-    if f.read(1):
+    if _read_upto(f, 1):
         raise BitstreamError("corrupt .dvq file: trailing data after the last chunk")
 
 
@@ -446,14 +413,91 @@ def decode_stream(data: bytes) -> tuple[StreamHeader, np.ndarray]:
     return header, codes
 
 
+# ------------------------------------------------------------------------------------------- files
+
+def check_stream_output(out_path: str | os.PathLike[str]) -> None:
+    """UsageError unless ``out_path`` is ``-`` or ends in ``.dvq``: a stream is never written under an
+    audio file's name (``encode in.wav in.wav --force`` would destroy the input)."""
+    if is_stdio(as_path(out_path, "the output")):
+        return
+    if Path(out_path).suffix.lower() != STREAM_EXTENSION:
+        raise UsageError(f"the output {out_path} does not end in {STREAM_EXTENSION}: streams are "
+                         "written only to *.dvq names (or - for standard output)")
+
+
+class _Counted:
+    """A binary reader that counts the bytes read through it (and passes seeks through)."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f, self.count = f, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._f.read(size)
+        self.count += len(data)
+        return data
+
+    def seekable(self) -> bool:
+        return bool(getattr(self._f, "seekable", lambda: False)())
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._f.seek(offset, whence)
+
+
+class StreamInput:
+    """An open ``.dvq`` input with its header read and checked (:func:`open_stream`): ``file`` is
+    positioned at the first chunk, ``bytes_read`` counts the bytes read from it so far."""
+
+    def __init__(self, file: BinaryIO, name: str) -> None:
+        counted = _Counted(file)
+        self.file: BinaryIO = counted  # type: ignore[assignment]
+        self.name = name
+        self.header = read_header(self.file)
+        self._counted = counted
+
+    @property
+    def bytes_read(self) -> int:
+        return self._counted.count
+
+
+@contextlib.contextmanager
+def open_stream(in_path: str | os.PathLike[str]) -> Iterator[StreamInput]:
+    """Open a ``.dvq`` input once (``-``: standard input; FIFOs and ``/dev/stdin`` work, read as a
+    stream) and read its header. BitstreamError if it is missing, unreadable or malformed."""
+    if is_stdio(in_path):
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError("standard input is a terminal: pipe a .dvq stream into it, or give a file "
+                             "name instead of -")
+        yield StreamInput(sys.stdin.buffer, "standard input")
+        return
+    path = Path(as_path(in_path, "in_path"))
+    if not path.exists():
+        raise BitstreamError(f"no such file: {path}")
+    if path.is_dir():
+        raise BitstreamError(f"is a folder, not a .dvq file: {path}")
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise BitstreamError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with f:
+        yield StreamInput(f, str(path))
+
+
 def describe(header: StreamHeader) -> dict[str, str]:
-    """Human-readable summary for ``diveq-codec info`` (label -> value, in display order)."""
+    """Human-readable summary for ``diveq-codec info`` (label -> value, in display order). Text from
+    the stream (the model name) is escaped with :func:`codec.errors.printable`."""
     sf = f" ({header.sf_inference})" if header.sf_inference else ""
+    if header.model_name is None:
+        model = f"weights sha256 {header.model_hash}... (the stream stores no name)"
+    else:
+        model = f"{printable(header.model_name)} (weights sha256 {header.model_hash[:16]}...)"
     return {
-        "format": f".dvq version {FORMAT_VERSION}",
+        "format": f".dvq version {header.format_version}",
         "duration": f"{header.duration_seconds:.3f} s ({header.n_samples} samples per channel)",
         "bitrate": f"{header.nominal_bitrate / 1000:.3f} kbps nominal (all channels)",
-        "model": f"{header.model_name} (weights sha256 {header.model_hash[:16]}...)",
+        "model": model,
         "channels": str(header.channels),
         "sample rate": f"{header.sample_rate} Hz",
         "model sample rate": f"{header.model_sample_rate} Hz ({header.frame_rate:g} frames/s)",
@@ -466,7 +510,8 @@ def describe(header: StreamHeader) -> dict[str, str]:
 
 
 __all__ = [
-    "MAGIC", "FORMAT_VERSION", "HEADER_DICTIONARY", "DEFAULT_CHUNK_SECONDS", "StreamHeader",
-    "write_stream", "read_header", "iter_chunks", "encode_stream", "decode_stream", "pack_codes",
-    "unpack_codes", "describe",
+    "MAGIC", "FORMAT_VERSION", "READABLE_VERSIONS", "HEADER_DICTIONARY", "DEFAULT_CHUNK_SECONDS",
+    "StreamHeader", "encode_header", "write_stream", "read_header", "iter_chunks", "encode_stream",
+    "decode_stream", "pack_codes", "unpack_codes", "describe", "STREAM_EXTENSION",
+    "check_stream_output", "StreamInput", "open_stream",
 ]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import audio as audio_io
+from .checks import check_integer
 from .errors import AudioError, BitstreamError, UsageError
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ WINDOW_SECONDS, CONTEXT_SECONDS = 10.0, 1.0
 #: progress(frames_done, frames_total), called after each window.
 Progress = Callable[[int, int], None]
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 def model_length(n_samples: int, sample_rate: int, model_sample_rate: int) -> int:
     """Samples at the model's rate for ``n_samples`` at ``sample_rate``: ceil(n * msr / sr)."""
@@ -40,8 +43,8 @@ def model_length(n_samples: int, sample_rate: int, model_sample_rate: int) -> in
 def window_frames(model: Codec, window: int | None, context: int | None) -> tuple[int, int]:
     """(window, context) in frames: the given values, or WINDOW_SECONDS / CONTEXT_SECONDS."""
     rate = model.config.frame_rate
-    w = max(1, round(WINDOW_SECONDS * rate)) if window is None else int(window)
-    c = max(1, math.ceil(CONTEXT_SECONDS * rate)) if context is None else int(context)
+    w = max(1, round(WINDOW_SECONDS * rate)) if window is None else check_integer(window, "window")
+    c = max(1, math.ceil(CONTEXT_SECONDS * rate)) if context is None else check_integer(context, "context")
     if w < 1 or c < 0:
         raise UsageError(f"window must be >= 1 frame and context >= 0 frames, got {w}, {c}")
     return w, c
@@ -91,15 +94,22 @@ def to_model_rate(blocks: Iterable[np.ndarray], header: StreamHeader) -> Iterato
                          f"{header.n_samples})")
 
 
+def _ungain(block: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """``block / gains`` rounded to float32 (the same values as a float32 division: the quotient is
+    rounded once more from float64, which is exact for division), clipped to float32's finite range,
+    so that a tiny gain (a very loud input) cannot overflow to Inf."""
+    return np.clip(block / gains, -_FLOAT32_MAX, _FLOAT32_MAX).astype(np.float32)
+
+
 def from_model_rate(blocks: Iterable[np.ndarray], header: StreamHeader) -> Iterator[np.ndarray]:
     """Decoded model-rate blocks -> un-gained blocks at the original rate, exactly n_samples."""
-    gains = np.asarray(header.gains, dtype=np.float32)[:, None]
+    gains = np.asarray(header.gains, dtype=np.float64)[:, None]
     total_model = model_length(header.n_samples, header.sample_rate, header.model_sample_rate)
     resampler = audio_io.StreamResampler(header.model_sample_rate, header.sample_rate, header.channels)
 
     def resampled() -> Iterator[np.ndarray]:
         for block in _pieces(_fit_length(blocks, header.channels, total_model)):
-            yield resampler.process(block / gains)
+            yield resampler.process(_ungain(block, gains))
         yield resampler.process(np.zeros((header.channels, 0), dtype=np.float32), last=True)
 
     yield from _fit_length(resampled(), header.channels, header.n_samples)

@@ -33,9 +33,9 @@ def best_seconds(function: Callable[[], Any], repeats: int) -> float:
 
 
 def stream_header(bits: int, n_frames: int) -> StreamHeader:
-    """A mono, 3-stage header at 16 kHz / hop 320 (50 frames/s), 10 s chunks."""
+    """A mono, 3-stage format-version-2 header at 16 kHz / hop 320 (50 frames/s), 10 s chunks."""
     return StreamHeader(
-        model_name="bench", model_hash=hashlib.sha256(b"bench").hexdigest(), sample_rate=16000,
+        model_name=None, model_hash=hashlib.sha256(b"bench").hexdigest()[:16], sample_rate=16000,
         model_sample_rate=16000, channels=1, n_samples=n_frames * 320, n_frames=n_frames,
         n_codebooks=3, codebook_size=1 << bits, hop_length=320, chunk_frames=500, gains=(1.0,),
         quantizer_kind="diveq", sf_inference=None)

@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         if r is not None:
             rows.append((arm, r))
     rows.sort(key=lambda item: -item[1]["pesq_wb@12"])
-    print(f"| arm | steps | CPU min | PESQ-WB 1.5 / 3 / 6 kbps | STOI 6 | SI-SDR 1.5 / 3 / 6 kbps (dB) "
-          f"| mel 6 |")
+    print("| arm | steps | CPU min | PESQ-WB 1.5 / 3 / 6 kbps | STOI 6 | SI-SDR 1.5 / 3 / 6 kbps (dB) "
+          "| mel 6 |")
     print("|---|---|---|---|---|---|---|")
     for arm, r in rows:
         pesq = " / ".join(f"{r[f'pesq_wb@{n}']:.2f}" for n in stages)

@@ -203,7 +203,9 @@ def test_bitrate_and_codebooks(model: Codec) -> None:
     per_stage = model.config.bitrate(1) / 1000  # 0.2 kbps for the tiny model
     assert decode_stream(api.compress(model, x, 16000, n_codebooks=2))[0].n_codebooks == 2
     assert decode_stream(api.compress(model, x, 16000, bitrate_kbps=2.5 * per_stage))[0].n_codebooks == 2
-    assert decode_stream(api.compress(model, x, 16000, bitrate_kbps=100))[0].n_codebooks == 3
+    assert decode_stream(api.compress(model, x, 16000, bitrate_kbps=3 * per_stage))[0].n_codebooks == 3
+    with pytest.raises(UsageError, match=r"above the 0.6 kbps maximum of model 'tiny' \(3 stages"):
+        api.compress(model, x, 16000, bitrate_kbps=100)  # refused, not silently lowered
     with pytest.raises(UsageError, match="below one stage"):
         api.compress(model, x, 16000, bitrate_kbps=0.5 * per_stage)
     with pytest.raises(UsageError, match="not both"):
@@ -257,7 +259,8 @@ def test_stream_from_another_model(tmp_path: Path, model: Codec) -> None:
     other = build_codec(tiny_config("other-model"))
     save_model(other, tmp_path / "other.safetensors")
     data = api.compress(other, signal(1, 16000, 0.3), 16000)
-    with pytest.raises(BitstreamError, match="'other-model'.*'tiny'"):
+    # version-2 streams name the model by its weights hash (the name is not stored)
+    with pytest.raises(BitstreamError, match=f"another model \\(weights {other.weights_hash[:12]}\\).*'tiny'"):
         api.decompress(data, model)
 
 
@@ -319,3 +322,92 @@ def test_file_coding_memory_is_bounded(tmp_path: Path) -> None:
     assert enc_peak < signal_bytes / 4, enc_peak
     assert dec_peak < signal_bytes / 4, dec_peak
     assert audio.audio_info(tmp_path / "back.wav").n_samples == 120 * 44100
+
+
+# ------------------------------------------------------------------------- arguments (issue 11)
+
+def test_every_bad_argument_raises_our_own_error(model: Codec, model_path: Path) -> None:
+    x = signal(1, 16000, 0.2)
+    data = api.compress(model, x, 16000)
+    cases = [  # (call, error class, message pattern)
+        (lambda: api.compress(model, x, 16000.5), UsageError, "sample_rate must be an integer"),
+        (lambda: api.compress(model, x, "16000"), UsageError, "sample_rate must be an integer, got str"),
+        (lambda: api.compress(model, x, None), UsageError, "sample_rate must be an integer, got None"),
+        (lambda: api.compress(model, x, True), UsageError, "got a boolean"),
+        (lambda: api.compress(model, x, 16000, n_codebooks=1.5), UsageError, "n_codebooks must be an integer"),
+        (lambda: api.compress(model, x, 16000, bitrate_kbps="6"), UsageError, "bitrate must be a number"),
+        (lambda: api.compress(model, x, 16000, bitrate_kbps=1e308), UsageError, "above the 0.6 kbps maximum"),
+        (lambda: api.compress(model, x, 16000, bitrate_kbps=float("inf")), UsageError, "finite"),
+        (lambda: api.compress(model, x, 16000, bitrate_kbps=-1), UsageError, "positive"),
+        (lambda: api.compress(model, x, 16000, window=2.5), UsageError, "window must be an integer"),
+        (lambda: api.compress(model, x.astype(np.complex64), 16000), AudioError, "complex"),
+        (lambda: api.compress(model, torch.from_numpy(x).to(torch.complex64), 16000), AudioError, "complex"),
+        (lambda: api.compress(model, x > 0, 16000), AudioError, "booleans"),
+        (lambda: api.compress(model, x.astype(np.uint16), 16000), AudioError, "not a PCM format"),
+        (lambda: api.compress(model, np.array([["a", "b"]]), 16000), UsageError, "numeric array"),
+        (lambda: api.compress(model, "audio.wav", 16000), UsageError, "must be an array"),
+        (lambda: api.compress(model, None, 16000), UsageError, "must be an array"),
+        (lambda: api.compress(model, x.T.repeat(2, axis=1), 16000), AudioError, r"looks like \[T, C\]: pass audio\.T"),
+        (lambda: api.compress(model, np.zeros((65, 100), np.float32), 16000), AudioError, "65 channels"),
+        (lambda: api.compress(model, np.zeros((1, 1, 100), np.float32), 16000), AudioError, r"must be \[C, T\]"),
+        (lambda: api.compress(model, np.full((1, 10), 1e300), 16000), AudioError, "beyond float32"),
+        (lambda: api.compress("model", x, 16000), UsageError, "model must be a codec"),
+        (lambda: api.load_model(123), UsageError, "path or the name of a built-in model, got int"),
+        (lambda: api.load_model(model_path, device=None), UsageError, "device must be a string"),
+        (lambda: api.decompress("data.dvq", model), UsageError, "not a path: use decode_file"),
+        (lambda: api.decompress(123, model), UsageError, "got int"),
+        (lambda: api.decompress(b"RIFF....", model), BitstreamError, "not a .dvq file"),
+        (lambda: api.decompress(data, "model"), UsageError, "model must be a codec"),
+        (lambda: api.encode_file(model, 42, "x.dvq"), UsageError, "in_path must be a path"),
+        (lambda: api.transcode("data", n_codebooks=1), UsageError, "takes the .dvq bytes"),
+        (lambda: api.transcode(data, n_codebooks=4), UsageError, r"n_codebooks must be in 1\.\.3"),
+    ]
+    for call, error, pattern in cases:
+        with pytest.raises(error, match=pattern):
+            call()
+
+
+def test_integer_pcm_is_scaled_like_soundfile(model: Codec) -> None:
+    x = signal(2, 16000, 0.4)
+    pcm16 = np.round(x * 20000).astype(np.int16)
+    as_float = api.compress(model, pcm16.astype(np.float32) / 32768, 16000)
+    assert api.compress(model, pcm16, 16000) == as_float
+    assert api.compress(model, torch.from_numpy(pcm16), 16000) == as_float
+    assert api.compress(model, pcm16.astype(np.int32) << 16, 16000) == as_float  # / 2^31
+    pcm8 = np.round(x * 100 + 128).astype(np.uint8)  # 8-bit WAV: offset binary
+    assert api.compress(model, pcm8, 16000) == api.compress(model, (pcm8 - 128.0) / 128, 16000)
+    restored, _ = api.decompress(api.compress(model, pcm16, 16000), model)
+    assert np.abs(restored).max() < 2.0  # at the float scale (it used to come back at ~1.5e4)
+
+
+def test_torch_tensors_of_any_float_dtype(model: Codec) -> None:
+    x = torch.from_numpy(signal(1, 16000, 0.3)).to(torch.bfloat16)
+    expected = api.compress(model, x.float().numpy(), 16000)
+    assert api.compress(model, x, 16000) == expected
+    assert api.compress(model, x.to(torch.float64), 16000) == expected
+
+
+def test_loud_float_input_codes_like_the_same_signal_at_full_scale(model: Codec) -> None:
+    """Any finite float32 amplitude: the gain takes it down to the target level (issue item 4)."""
+    x = signal(1, 16000, 1.0)
+    normal_header, normal_codes = decode_stream(api.compress(model, x, 16000))
+    for scale in (2e6, 1e30, float(np.finfo(np.float32).max) / float(np.abs(x).max())):
+        loud = (x.astype(np.float64) * scale).astype(np.float32)
+        data = api.compress(model, loud, 16000)
+        header, codes = decode_stream(data)
+        assert header.gains[0] == pytest.approx(normal_header.gains[0] / scale, rel=1e-5)
+        assert (codes == normal_codes).mean() > 0.95  # the same signal after the gain
+        restored, _ = api.decompress(data, model)
+        assert np.isfinite(restored).all()
+        assert 0.1 * scale < float(np.abs(restored).max()) / float(np.abs(x).max()) < 10 * scale
+
+
+def test_wav_shorter_than_its_header_warns(tmp_path: Path) -> None:
+    from codec.errors import DiveqWarning
+
+    path = tmp_path / "cut.wav"
+    sf.write(path, signal(1, 16000, 1.0).T, 16000, subtype="PCM_16")
+    path.write_bytes(path.read_bytes()[:44 + 2 * 10000])
+    with pytest.warns(DiveqWarning, match="declares 16000 samples per channel but the file holds 10000"):
+        y, _ = audio.read_audio(path)
+    assert y.shape == (1, 10000)

@@ -31,11 +31,13 @@ FUZZ = settings(max_examples=150, deadline=timedelta(seconds=2),
 
 
 def make_header(**overrides: Any) -> StreamHeader:
-    """A small valid stereo header: 25 frames at 16 kHz / hop 320 in chunks of 10 frames."""
+    """A small valid stereo format-version-1 header: 25 frames at 16 kHz / hop 320 in chunks of 10
+    frames (the version-2 tests use :func:`make_v2`)."""
     fields: dict[str, Any] = dict(
         model_name="tiny", model_hash=HASH, sample_rate=44100, model_sample_rate=16000, channels=2,
         n_samples=22050, n_frames=25, n_codebooks=3, codebook_size=1024, hop_length=320,
-        chunk_frames=10, gains=(0.5, 1.25), quantizer_kind="diveq", sf_inference=None)
+        chunk_frames=10, gains=(0.5, 1.25), quantizer_kind="diveq", sf_inference=None,
+        format_version=1)
     fields.update(overrides)
     return StreamHeader(**fields)
 
@@ -45,8 +47,9 @@ def random_codes(header: StreamHeader, seed: int = 0) -> np.ndarray:
     return rng.integers(0, header.codebook_size, (header.channels, header.n_codebooks, header.n_frames))
 
 
-def craft(header_json: bytes, body: bytes = b"", version: int = FORMAT_VERSION) -> bytes:
-    """A stream built independently of the writer, from raw header JSON bytes (spec section 2)."""
+def craft(header_json: bytes, body: bytes = b"", version: int = 1) -> bytes:
+    """A version-1 stream built independently of the writer, from raw header JSON bytes (spec
+    section 2.1)."""
     deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, HEADER_DICTIONARY)
     blob = deflater.compress(header_json) + deflater.flush()
     return struct.pack("<4sHII", MAGIC, version, len(blob), zlib.crc32(blob)) + blob + body
@@ -209,17 +212,23 @@ def test_gains_round_trip_exactly() -> None:
 
 def test_overhead_under_two_percent_at_1_5_kbps_for_60_s() -> None:
     # default model: 16 kHz, hop 320 (50 frames/s), 1024 codes (10 bits): 3 stages = 1.5 kbps
-    header = StreamHeader(
+    v1 = StreamHeader(
         model_name="diveq-codec-speech-16k-v1", model_hash=HASH, sample_rate=48000,
         model_sample_rate=16000, channels=1, n_samples=60 * 48000, n_frames=3000, n_codebooks=3,
         codebook_size=1024, hop_length=320, chunk_frames=500, gains=(0.8912509381337456,),
-        quantizer_kind="sfdiveq", sf_inference="midpoint")
-    assert header.nominal_bitrate == 1500.0
-    data = encode_stream(header, random_codes(header))
+        quantizer_kind="sfdiveq", sf_inference="midpoint", format_version=1)
+    v2 = dataclasses.replace(v1, model_name=None, model_hash=HASH[:16], gains=(0.89125096797943115,),
+                             format_version=2)
     payload = 60 * 1500 // 8
-    overhead = len(data) - payload
-    assert overhead == 14 + struct.unpack_from("<I", data, 6)[0] + 12 * header.n_chunks
-    assert overhead / len(data) < 0.02, f"{overhead} bytes of overhead in {len(data)}"
+    for header in (v1, v2):
+        assert header.nominal_bitrate == 1500.0
+        data = encode_stream(header, random_codes(header))
+        overhead = len(data) - payload
+        assert overhead / len(data) < 0.02, f"{overhead} bytes of overhead in {len(data)}"
+        if header.format_version == 1:
+            assert overhead == 14 + struct.unpack_from("<I", data, 6)[0] + 12 * header.n_chunks
+        else:  # 6 fixed + 4 + varints 3+2+2+2+4 + hash 8 + gain 4 + CRC 4, and a CRC per chunk
+            assert overhead == 39 + 4 * header.n_chunks == len(bs.encode_header(header)) + 24
 
 
 def test_describe() -> None:
@@ -508,3 +517,185 @@ def test_crafted_header_values_raise_only_bitstream_errors(changes: dict[str, An
     header, _ = decode_stream(STREAMS[index])
     text = json.dumps({**header.to_json(), **changes}).encode()  # NaN/Infinity included
     _only_bitstream_errors(craft(text, body_of(STREAMS[index])))
+
+
+# ------------------------------------------------------------------------------- format version 2
+
+def make_v2(**overrides: Any) -> StreamHeader:
+    """:func:`make_header`'s stream as format version 2 (no name, 16-digit hash, float32 gains)."""
+    fields: dict[str, Any] = dict(model_name=None, model_hash=HASH[:16], format_version=2)
+    fields.update(overrides)
+    return make_header(**fields)
+
+
+def leb128(value: int) -> bytes:
+    """Unsigned LEB128, written independently of the writer (spec section 2.2)."""
+    out = b""
+    while value >= 0x80:
+        out += bytes([value & 0x7F | 0x80])
+        value >>= 7
+    return out + bytes([value])
+
+
+def craft_v2(*, quantizer: int = 0, bits: int = 10, n_codebooks: int = 3, channels: int = 2,
+             varints: tuple[bytes, ...] | None = None, model_hash: bytes = bytes.fromhex(HASH[:16]),
+             gains: tuple[float, ...] = (0.5, 1.25), body: bytes = b"", crc: int | None = None,
+             version: int = 2) -> bytes:
+    """A version-2 header (and ``body``) built from the spec's table, independently of the writer."""
+    if varints is None:
+        varints = tuple(leb128(v) for v in (44100, 16000, 320, 10, 22050))
+    data = (b"DVQC" + struct.pack("<HBBBB", version, quantizer, bits, n_codebooks, channels)
+            + b"".join(varints) + model_hash + struct.pack(f"<{len(gains)}f", *gains))
+    return data + struct.pack("<I", zlib.crc32(data) if crc is None else crc) + body
+
+
+def chunk_v2(header_crc: int, index: int, payload: bytes) -> bytes:
+    return payload + struct.pack("<I", zlib.crc32(struct.pack("<II", header_crc, index) + payload))
+
+
+V2_CASES = [
+    {},
+    dict(chunk_frames=5),
+    dict(chunk_frames=100),
+    dict(channels=1, gains=(1.0,), codebook_size=2, n_codebooks=1),
+    dict(codebook_size=65536, quantizer_kind="sfdiveq", sf_inference="midpoint"),
+    dict(codebook_size=2048, quantizer_kind="ste"),
+    dict(gains=(float(np.float32(3e-39)), float(np.finfo(np.float32).max))),  # any float32 amplitude
+    dict(sample_rate=96000, n_samples=48000, n_frames=25),
+]
+
+
+@pytest.mark.parametrize("overrides", V2_CASES)
+def test_v2_round_trip(overrides: dict[str, Any]) -> None:
+    header = make_v2(**overrides)
+    codes = random_codes(header)
+    data = encode_stream(header, codes)
+    assert data[:6] == b"DVQC\x02\x00"
+    decoded_header, decoded = decode_stream(data)
+    assert decoded_header == header and decoded_header.format_version == 2
+    assert np.array_equal(decoded, codes)
+    streamed_header, chunks = read_streaming(data)
+    assert streamed_header == header and np.array_equal(np.concatenate(chunks, axis=2), codes)
+    assert len(data) == len(bs.encode_header(header)) + header.payload_size()
+
+
+def test_v2_matches_the_spec_byte_for_byte() -> None:
+    header = make_v2()
+    codes = random_codes(header)
+    head = craft_v2()
+    header_crc = struct.unpack("<I", head[-4:])[0]
+    body = b"".join(chunk_v2(header_crc, i, pack_codes(codes[:, :, i * 10:(i + 1) * 10], 10))
+                    for i in range(3))
+    assert len(head) == 4 + 2 + 4 + (3 + 2 + 2 + 1 + 3) + 8 + 2 * 4 + 4 == 41
+    assert encode_stream(header, codes) == head + body
+    assert decode_stream(head + body)[0] == header
+
+
+def test_v2_empty_stream_and_derived_frames() -> None:
+    header = make_v2(n_samples=0, n_frames=0)
+    data = encode_stream(header, np.zeros((2, 3, 0), dtype=np.int64))
+    assert data == bs.encode_header(header)
+    assert decode_stream(data)[0] == header
+    with pytest.raises(BitstreamError, match="trailing"):
+        decode_stream(data + b"\x00")
+    # version 2 stores no frame count: it must be the exact one (version 1 tolerates +-2)
+    with pytest.raises(BitstreamError, match="must be exactly 25"):
+        make_v2(n_frames=26)
+    assert make_header(n_frames=26).n_frames == 26
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("model_name", "tiny", "not stored in format version 2"),
+    ("model_hash", HASH, "first 16"),
+    ("gains", (0.1, 1.0), "float32"),
+    ("gains", (1.0, 0.0), "positive finite float32"),
+    ("gains", (1.0, float("inf")), "positive finite float32"),
+    ("format_version", 3, "must be one of"),
+])
+def test_v2_header_rules(key: str, value: Any, message: str) -> None:
+    with pytest.raises(BitstreamError, match=message):
+        make_v2(**{key: value})
+
+
+def test_v2_every_truncation_is_reported() -> None:
+    header = make_v2()
+    data = encode_stream(header, random_codes(header))
+    for end in range(1, len(data)):
+        with pytest.raises(BitstreamError, match="truncated"):
+            decode_stream(data[:end])
+        with pytest.raises(BitstreamError, match="truncated"):
+            read_streaming(data[:end])
+
+
+def test_v2_crc_mismatches() -> None:
+    header = make_v2()
+    data = encode_stream(header, random_codes(header))
+    for where, message in ((8, "CRC mismatch in the header"), (30, "CRC mismatch in the header"),
+                           (len(data) - 7, "CRC mismatch in chunk 2")):
+        bad = bytearray(data)
+        bad[where] ^= 0x04
+        with pytest.raises(BitstreamError, match=message):
+            decode_stream(bytes(bad))
+        with pytest.raises(BitstreamError, match=message):
+            read_streaming(bytes(bad))
+
+
+def test_v2_chunks_out_of_place_fail_their_crc() -> None:
+    header = make_v2(n_samples=17640, n_frames=20)  # two chunks of 10 frames, the same size
+    data = encode_stream(header, random_codes(header))
+    head = len(bs.encode_header(header))
+    size = header.chunk_bytes(10) + 4
+    first, second = data[head:head + size], data[head + size:]
+    with pytest.raises(BitstreamError, match="CRC mismatch in chunk 0.*not in its place"):
+        decode_stream(data[:head] + second + first)  # swapped
+    other = encode_stream(dataclasses.replace(header, gains=(0.25, 1.25)), random_codes(header))
+    with pytest.raises(BitstreamError, match="CRC mismatch in chunk 1"):
+        decode_stream(data[:head + size] + other[-size:])  # spliced from another stream
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(quantizer=3), "quantizer_kind code 3"),
+    (dict(bits=0), "codebook_size"),
+    (dict(bits=17), "codebook_size"),
+    (dict(n_codebooks=0), "n_codebooks"),
+    (dict(channels=0, gains=()), "channels must be in 1..64"),
+    (dict(varints=(leb128(44100), leb128(16000), b"\xc0\x82\x00", leb128(10), leb128(22050))),
+     "hop_length is not minimally encoded"),
+    (dict(varints=(leb128(44100), leb128(16000), leb128(320), leb128(10), b"\xff" * 7)),
+     "longer than 6 bytes"),
+    (dict(varints=(leb128(44100), leb128(16000), leb128(320), leb128(10), leb128(2 ** 37))),
+     "n_samples must be in"),
+    (dict(varints=(leb128(0), leb128(16000), leb128(320), leb128(10), leb128(22050))), "sample_rate"),
+    (dict(gains=(0.5, -1.0)), "gains"),
+    (dict(gains=(0.5, float("nan"))), "gains"),
+    (dict(crc=0), "CRC mismatch in the header"),
+])
+def test_v2_absurd_headers(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(BitstreamError, match=message):
+        decode_stream(craft_v2(**kwargs))
+
+
+def test_v2_version_3_is_newer() -> None:
+    with pytest.raises(BitstreamError, match="newer diveq-codec"):
+        decode_stream(craft_v2(version=3))
+
+
+V2_STREAMS = [encode_stream(h, random_codes(h, seed)) for seed, h in enumerate(
+    make_v2(codebook_size=size, chunk_frames=frames) for size, frames in ((2, 4), (8, 10), (1024, 30), (4096, 10)))]
+
+
+@given(st.integers(0, len(V2_STREAMS) - 1), st.lists(mutation, min_size=1, max_size=4))
+@FUZZ
+def test_v2_mutated_streams_raise_only_bitstream_errors(index: int, mutations: list[Any]) -> None:
+    _only_bitstream_errors(_mutate(V2_STREAMS[index], mutations))
+
+
+@given(st.integers(0, len(V2_STREAMS) - 1), st.integers(6, 40), st.integers(1, 255))
+@FUZZ
+def test_v2_corrupted_headers_raise_only_bitstream_errors(index: int, where: int, xor: int) -> None:
+    """Flip a byte of the header and repair its CRC, so the parser and the rules see the bad value."""
+    data = bytearray(V2_STREAMS[index])
+    length = len(bs.encode_header(decode_stream(V2_STREAMS[index])[0]))
+    data[where % (length - 4)] ^= xor
+    struct.pack_into("<I", data, length - 4, zlib.crc32(bytes(data[:length - 4])))
+    _only_bitstream_errors(bytes(data))

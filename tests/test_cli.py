@@ -66,7 +66,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     damaged = {
         "good": good,
         "badmagic": b"RIFF" + good[4:],
-        "newer": good[:4] + (2).to_bytes(2, "little") + good[6:],
+        "newer": good[:4] + (3).to_bytes(2, "little") + good[6:],  # the current version is 2
         "truncated": good[: len(good) - 7],
         "flipped": good[:-3] + bytes([good[-3] ^ 0x40]) + good[-2:],  # in the last chunk's codes
         "other": other,
@@ -179,7 +179,7 @@ def test_error_cases(tmp_path: Path, files: dict[str, Path]) -> None:
         (("decode", files["newer"], tmp_path / "out5.wav", *m), 4, r"newer diveq-codec"),
         (("decode", files["truncated"], tmp_path / "out6.wav", *m), 4, "truncated"),
         (("decode", files["flipped"], tmp_path / "out7.wav", *m), 4, "CRC mismatch"),
-        (("decode", files["other"], tmp_path / "out8.wav", *m), 4, r"'other-model'.*'tiny'"),
+        (("decode", files["other"], tmp_path / "out8.wav", *m), 4, r"another model \(weights .*'tiny'"),
         (("decode", tmp_path / "missing.dvq", tmp_path / "out9.wav", *m), 4, "no such file"),
         (("info", files["truncated"]), 4, "truncated"),
         (("encode", files["stereo"], tmp_path / "out10.dvq", "--model", tmp_path / "nope.safetensors"),
@@ -248,3 +248,22 @@ def test_register_command_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert result.output.strip() == "error: recipe.lr: unknown key second line"
     assert runner.invoke(app, ["hello"]).output == "hello\n"
     assert isinstance(app, typer.Typer)
+
+
+def test_folder_mode_reads_every_input_format_and_leaves_no_empty_folders(
+        tmp_path: Path, files: dict[str, Path]) -> None:
+    """Folder mode takes the extensions single files accept (.mp3 too), and a file that fails leaves
+    no empty output folder behind (issue 11, item 9). In-process: the same code path as the script."""
+    from cli.main import app
+
+    src = tmp_path / "in"
+    (src / "broken").mkdir(parents=True)
+    sf.write(src / "voice.mp3", tone(1, 16000, 0.5), 16000, format="MP3")
+    sf.write(src / "take.aiff", tone(2, 22050, 0.3), 22050, format="AIFF")
+    (src / "broken" / "notes.wav").write_text("not audio\n")
+    result = CliRunner().invoke(app, ["encode", str(src), str(tmp_path / "codes"), "--model",
+                                      str(files["model"])])
+    assert result.exit_code == 3, result.output
+    assert "not a readable audio file" in result.output and "encoded 2 of 3 files" in result.output
+    assert sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "codes").rglob("*")) == [
+        "codes/take.dvq", "codes/voice.dvq"]
