@@ -432,9 +432,16 @@ def decode(
 
     if input != "-" and Path(input).is_dir():
         jobs = _folder_jobs(Path(input), Path(output), (".dvq",), ".wav")
-        codec_model = _load(model, device)
-        _run_folder(jobs, lambda src, out: api.decode_file(src, out, codec_model, force=force),
-                    "decoded")
+        models: dict[str | None, Codec] = {}
+
+        def decode_one(src: Path, out: Path) -> None:  # each stream with the model that made it
+            name = model if model is not None else api.builtin_model_for_stream(
+                api.read_stream_header(src))
+            if name not in models:
+                models[name] = _load(name, device)
+            api.decode_file(src, out, models[name], force=force)
+
+        _run_folder(jobs, decode_one, "decoded")
         return
     output = _into_folder(output, input, ".wav")
     audio.output_format(output)
@@ -442,7 +449,8 @@ def decode(
     fileio.check_output(output, force)
     with api.open_stream(input) as stream:  # fail on a bad stream before loading the model
         api.check_stream_rate(stream.header)
-        codec_model = _load(model, device)
+        codec_model = _load(model if model is not None else api.builtin_model_for_stream(stream.header),
+                            device)
         with _progress_bar(stream.header.duration_seconds >= PROGRESS_MIN_SECONDS) as bar:
             api.decode_file(stream, output, codec_model, force=force,
                             progress=_frame_callback(bar, f"decoding {stream.name}"))
@@ -482,11 +490,16 @@ def info(input: Annotated[str, typer.Argument(
     rate = f", {size * 8 / header.duration_seconds / 1000:.3f} kbps" if header.n_samples else ""
     fields["file size"] = f"{size} bytes{rate}"
     fields["integrity"] = f"ok (header and {header.n_chunks} chunk checksums verified)"
-    card = builtin_model_card()
-    if card is not None:
-        name = printable(str(card.get("name")))
-        same = header.matches_model(str(card.get("weights_sha256")))
-        fields["built-in model"] = f"yes ({name})" if same else f"no (built-in is {name})"
+    from codec.api import builtin_model_cards, builtin_model_for_stream
+
+    cards = builtin_model_cards()
+    if cards:
+        match = builtin_model_for_stream(header)
+        if match is not None:
+            kind = "the default" if match == "default" else f"--model {match}"
+            fields["built-in model"] = f"yes ({printable(str(cards[match].get('name')))}, {kind})"
+        else:
+            fields["built-in model"] = "no (decode it with the model that made it: --model FILE)"
     width = max(len(key) for key in fields)
     for key, value in fields.items():
         print(f"{key + ':':<{width + 1}} {value}")

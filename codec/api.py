@@ -125,12 +125,33 @@ def load_model(name_or_path: str | os.PathLike[str] | None = None, device: str =
 
 def builtin_model_hash() -> str | None:
     """The built-in default model's weights sha256, read from its JSON card (no torch)."""
-    try:
-        card = json.loads(DEFAULT_MODEL_PATH.with_suffix(".json").read_text())
-    except (OSError, ValueError):
-        return None
-    value = card.get("weights_sha256") if isinstance(card, dict) else None
-    return value if isinstance(value, str) else None
+    return builtin_model_cards().get(DEFAULT_MODEL_PATH.stem, {}).get("weights_sha256")
+
+
+def builtin_model_cards() -> dict[str, dict[str, Any]]:
+    """Every built-in model's JSON card by name (``default`` is the default; earlier defaults keep
+    shipping under their own names so that their streams still decode). Read without torch."""
+    cards: dict[str, dict[str, Any]] = {}
+    for path in sorted(DEFAULT_MODEL_PATH.parent.glob("*.json")):
+        if not path.with_suffix(".safetensors").is_file():
+            continue
+        try:
+            card = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(card, dict) and isinstance(card.get("weights_sha256"), str):
+            cards[path.stem] = card
+    return cards
+
+
+def builtin_model_for_stream(header: StreamHeader) -> str | None:
+    """The name of the built-in model whose weights made the stream (None: no built-in model did)."""
+    cards = builtin_model_cards()
+    default = DEFAULT_MODEL_PATH.stem
+    for name in sorted(cards, key=lambda n: n != default):  # the default first
+        if header.matches_model(cards[name]["weights_sha256"]):
+            return name
+    return None
 
 
 @contextlib.contextmanager
@@ -247,9 +268,9 @@ def check_stream_model(header: StreamHeader, model: Codec) -> None:
     mine = _weights_hash(model)
     if not header.matches_model(mine):
         made_by = f"model {header.model_name!r}" if header.model_name else "another model"
-        builtin = builtin_model_hash()
-        hint = ("it matches the built-in default model: leave out --model"
-                if builtin and header.matches_model(builtin) else
+        builtin = builtin_model_for_stream(header)
+        hint = (f"it matches the built-in model {builtin!r}: leave out --model"
+                if builtin is not None else
                 "decode it with --model pointing to the model that encoded it (its .json card lists "
                 f"weights_sha256 starting {header.model_hash[:12]})")
         raise BitstreamError(
@@ -349,14 +370,15 @@ def decompress(data: bytes, model: Codec | None = None, *, window: int | None = 
                context: int | None = None) -> tuple[np.ndarray, int]:
     """Decode ``.dvq`` bytes. Returns (audio float32 ``[C, T]``, original sample rate in Hz).
 
-    ``model`` None loads the built-in default. A stream made by another model raises BitstreamError.
+    ``model`` None loads the built-in model that made the stream (the default when none did). A
+    stream made by another model than ``model`` raises BitstreamError.
     """
     from .bitstream import read_header
 
     f = io.BytesIO(_as_stream_bytes(data))
     header = read_header(f)
     check_stream_rate(header)
-    model = load_model(None) if model is None else model
+    model = load_model(builtin_model_for_stream(header)) if model is None else model
     _check_model(model)
     with _eval_mode(model):
         blocks = list(_decode_blocks(f, header, model, window, context, None))
@@ -420,7 +442,7 @@ def decode_file(in_path: str | os.PathLike[str] | StreamInput, out_path: str | o
     """Decode a ``.dvq`` file (``-``: standard input, or a :class:`StreamInput` already opened) to
     audio (16-bit wav/flac or ogg by extension; ``-``: wav on standard output) at its original rate,
     length and channel count, streaming with bounded memory; written atomically. The output must not
-    be the input. Returns the header.
+    be the input. ``model`` None: the built-in model that made the stream. Returns the header.
     """
     audio_io.output_format(out_path)
     if isinstance(in_path, StreamInput):
@@ -436,7 +458,7 @@ def _decode_input(stream: StreamInput, out_path: str | os.PathLike[str], model: 
                   context: int | None) -> StreamHeader:
     header = stream.header
     check_stream_rate(header)
-    model = load_model(None) if model is None else model
+    model = load_model(builtin_model_for_stream(header)) if model is None else model
     _check_model(model)
     blocks = _decode_blocks(stream.file, header, model, window, context, progress)
     with audio_io.open_audio_output(out_path, header.sample_rate, header.channels, force) as out, \

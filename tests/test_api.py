@@ -411,3 +411,29 @@ def test_wav_shorter_than_its_header_warns(tmp_path: Path) -> None:
     with pytest.warns(DiveqWarning, match="declares 16000 samples per channel but the file holds 10000"):
         y, _ = audio.read_audio(path)
     assert y.shape == (1, 10000)
+
+
+def test_streams_decode_with_the_builtin_model_that_made_them(tmp_path, monkeypatch):
+    """An earlier default keeps shipping under its own name; its streams decode without --model."""
+    from codec.weights import save_model
+
+    pretrained = tmp_path / "pretrained"
+    old, new = build_codec(tiny_config("old-default")), build_codec(tiny_config("new-default"))
+    save_model(old, pretrained / "speech16k-v1.safetensors")
+    save_model(new, pretrained / "default.safetensors")
+    monkeypatch.setattr(api, "DEFAULT_MODEL_PATH", pretrained / "default.safetensors")
+    assert set(api.builtin_model_cards()) == {"default", "speech16k-v1"}
+    audio = np.sin(np.linspace(0, 400, 8000, dtype=np.float32))[None]
+    for model, name in ((old, "speech16k-v1"), (new, "default")):
+        data = api.compress(model, audio, 16000)
+        header = api.read_stream_header(_write(tmp_path / f"{name}.dvq", data))
+        assert api.builtin_model_for_stream(header) == name
+        decoded, rate = api.decompress(data)  # no model: the one that made it
+        expected, _ = api.decompress(data, model)
+        assert rate == 16000 and np.array_equal(decoded, expected)
+        assert api.decode_file(tmp_path / f"{name}.dvq", tmp_path / f"{name}.wav").sample_rate == 16000
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
