@@ -654,7 +654,7 @@ def test_v2_chunks_out_of_place_fail_their_crc() -> None:
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(quantizer=3), "quantizer_kind code 3"),
+    (dict(quantizer=4), "quantizer_kind code 4"),
     (dict(bits=0), "codebook_size"),
     (dict(bits=17), "codebook_size"),
     (dict(n_codebooks=0), "n_codebooks"),
@@ -699,3 +699,14 @@ def test_v2_corrupted_headers_raise_only_bitstream_errors(index: int, where: int
     data[where % (length - 4)] ^= xor
     struct.pack_into("<I", data, length - 4, zlib.crc32(bytes(data[:length - 4])))
     _only_bitstream_errors(bytes(data))
+
+
+def test_sf_diveq_vertex_streams_round_trip():
+    header = StreamHeader(model_name=None, model_hash="cd" * 8, sample_rate=16000, model_sample_rate=16000,
+                          channels=1, n_samples=3200, n_frames=10, n_codebooks=2, codebook_size=64,
+                          hop_length=320, chunk_frames=10, gains=(1.0,), quantizer_kind="sfdiveq",
+                          sf_inference="vertex")
+    codes = random_codes(header)
+    back, decoded = decode_stream(encode_stream(header, codes))
+    assert back.quantizer_kind == "sfdiveq" and back.sf_inference == "vertex"
+    assert np.array_equal(decoded, codes)
