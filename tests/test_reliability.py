@@ -25,8 +25,8 @@ import torch
 
 from codec import api
 from codec.bitstream import StreamHeader, decode_stream, encode_header, encode_stream
+from codec.builder import build_codec
 from codec.config import ModelConfig, QuantizerConfig
-from codec.model import Codec
 from codec.weights import save_model
 
 SCRIPT = Path(sys.executable).parent / "diveq-codec"
@@ -77,7 +77,7 @@ def no_temporary_files(*folders: Path) -> None:
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("reliability")
     torch.manual_seed(0)
-    model = Codec(ModelConfig(name="tiny", encoder_dim=4, decoder_dim=16, latent_dim=8,
+    model = build_codec(ModelConfig(name="tiny", encoder_dim=4, decoder_dim=16, latent_dim=8,
                               quantizer=QuantizerConfig(n_codebooks=3, codebook_size=16, codebook_dim=4)))
     f = {"model": d / "tiny.safetensors", "stereo": d / "stereo.wav", "c65": d / "c65.wav",
          "loud_truncated": d / "loud.wav"}
