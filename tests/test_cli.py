@@ -204,7 +204,7 @@ def test_error_cases(tmp_path: Path, files: dict[str, Path]) -> None:
 
 def test_ctrl_c_leaves_no_partial_file(tmp_path: Path, files: dict[str, Path]) -> None:
     long = tmp_path / "long.wav"
-    sf.write(long, np.tile(tone(1, 16000, 1.0), (300, 1)), 16000)  # 5 minutes: seconds of work
+    sf.write(long, np.tile(tone(1, 16000, 1.0), (1200, 1)), 16000)  # 20 minutes: many seconds of work
     out = tmp_path / "out.dvq"
     env = {**os.environ, "NO_COLOR": "1"}
     proc = subprocess.Popen([str(SCRIPT), "encode", str(long), str(out), "--model", str(files["model"])],
