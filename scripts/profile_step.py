@@ -23,10 +23,10 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from codec.builder import build_codec  # noqa: E402
-from codec.eval.metrics import MelDistance  # noqa: E402
-from codec.train.recipe import load_recipe  # noqa: E402
-from codec.train.spectral import ComplexSTFTLoss  # noqa: E402
+from codec.builder import build_codec
+from codec.eval.metrics import MelDistance
+from codec.train.recipe import load_recipe
+from codec.train.spectral import ComplexSTFTLoss
 
 
 def cpu_seconds(fn: Callable[[], None], repeats: int) -> float:
