@@ -242,10 +242,9 @@ def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator
     with _part_file(folder, target.name, target) as (fd, tmp):
         try:
             yield tmp
-            os.fsync(fd)
+            _seal(fd, tmp)
             if target.exists() and not force:
                 raise UsageError(f"output exists: {target} (use --force to overwrite)")
-            os.fchmod(fd, _default_file_mode())
             os.replace(tmp, target)
         except OSError as exc:
             raise write_error(target, exc) from None
@@ -255,6 +254,22 @@ def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _seal(fd: int, tmp: Path) -> None:
+    """Flush the part file to disk and give it a normal file's permissions. Writers that replace the
+    file at ``tmp`` with a new one (safetensors writes a new file and renames it) leave ``fd`` on the
+    old one, so the file now at ``tmp`` is opened by name when it is not the one ``fd`` holds."""
+    if os.path.samestat(os.fstat(fd), os.stat(tmp)):
+        os.fsync(fd)
+        os.fchmod(fd, _default_file_mode())
+        return
+    new_fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(new_fd)
+        os.fchmod(new_fd, _default_file_mode())
+    finally:
+        os.close(new_fd)
 
 
 def silence_stdout() -> None:

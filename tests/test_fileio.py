@@ -139,3 +139,25 @@ def test_spool_reads_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_printable_escapes_control_and_bidi_characters() -> None:
     assert printable("ok é ✓ 中") == "ok é ✓ 中"
     assert printable("a\u202eb\x1b[2J\u200b\n") == "a\\u202eb\\x1b[2J\\u200b\\x0a"
+
+
+def test_outputs_get_normal_permissions_even_when_the_writer_replaces_the_part_file(tmp_path: Path) -> None:
+    """Part files are created 0o600; the output gets 0o666 minus the umask, also when the writer puts a
+    new file at the part file's path (as safetensors does) instead of writing into it."""
+    import torch
+    from safetensors.torch import save_file
+
+    umask = os.umask(0o022)
+    try:
+        in_place, replaced = tmp_path / "a.bin", tmp_path / "b.safetensors"
+        with fileio.atomic_output(in_place) as tmp:
+            tmp.write_bytes(b"data")
+        with fileio.atomic_output(replaced) as tmp:
+            inode = tmp.stat().st_ino
+            save_file({"w": torch.zeros(3)}, str(tmp))
+            assert tmp.stat().st_ino != inode  # the case this test is about
+    finally:
+        os.umask(umask)
+    assert (in_place.stat().st_mode & 0o777) == 0o644
+    assert (replaced.stat().st_mode & 0o777) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.safetensors"]
