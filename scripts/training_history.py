@@ -5,8 +5,8 @@
 
 Reads the run's validation records (``metrics.jsonl``; ``cpu_s`` = CPU seconds of its training steps),
 scores the references on the *same* validation clips the run is scored on (Opus 6 kbps, Codec2 3.2 kbps
-and the shipped built-in model at 1.5 / 3 / 6 kbps; cached in ``OUT/references.json``, ``--rescore`` to
-redo), and writes ``OUT/training.csv`` (the run's validations), ``OUT/training.png`` (PESQ-WB, STOI and
+and a baseline model, by default the previous built-in one, at 1.5 / 3 / 6 kbps; cached in
+``OUT/references.json``, ``--rescore`` to redo), and writes ``OUT/training.csv`` (the run's validations), ``OUT/training.png`` (PESQ-WB, STOI and
 SI-SDR at 6 kbps against CPU hours) and prints a markdown table and the projection: a straight line
 through PESQ-WB at 6 kbps against log(CPU hours) over the last half of the validations, extended to the
 CPU hours where it would reach Opus 6 kbps. A projection from a short curve is a rough guide, not a
@@ -43,8 +43,8 @@ def read_validations(run_dir: Path) -> list[dict[str, float]]:
     return [by_step[s] for s in sorted(by_step)]
 
 
-def score_references(recipe_path: Path) -> dict[str, dict[str, float]]:
-    """Mean scores of Opus 6 kbps, Codec2 3.2 kbps and the shipped model on the recipe's validation clips."""
+def score_references(recipe_path: Path, baseline: Path) -> dict[str, dict[str, float]]:
+    """Mean scores of Opus 6 kbps, Codec2 3.2 kbps and the baseline model on the recipe's validation clips."""
     import numpy as np
     import torch
 
@@ -67,9 +67,9 @@ def score_references(recipe_path: Path) -> dict[str, dict[str, float]]:
             rows.append(metrics.score(audio.astype(np.float64),
                                       anchor.run(audio, sr).audio.astype(np.float64), sr))
         refs[name] = {m: float(np.nanmean([r[m] for r in rows])) for m in METRICS}
-    shipped = validate(load_model(None, device="cpu"), clips, recipe, torch.device("cpu"))
+    scores = validate(load_model(baseline, device="cpu"), clips, recipe, torch.device("cpu"))
     for n, kbps in STAGES_KBPS.items():
-        refs[f"shipped model {kbps:g} kbps"] = {m: shipped[f"{m}@{n}"] for m in METRICS}
+        refs[f"{baseline.stem} {kbps:g} kbps"] = {m: scores[f"{m}@{n}"] for m in METRICS}
     return refs
 
 
@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path)
     parser.add_argument("--recipe", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--baseline", type=Path, default=_ROOT / "codec" / "pretrained" / "speech16k-v1.safetensors",
+                        help="model scored beside the run (default: the previous built-in model)")
     parser.add_argument("--rescore", action="store_true", help="score the references again")
     args = parser.parse_args(argv)
 
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "references.json"
     if args.rescore or not cache.is_file():
-        cache.write_text(json.dumps(score_references(args.recipe), indent=1) + "\n", encoding="utf-8")
+        cache.write_text(json.dumps(score_references(args.recipe, args.baseline), indent=1) + "\n", encoding="utf-8")
     refs = json.loads(cache.read_text(encoding="utf-8"))
 
     with open(args.out / "training.csv", "w", newline="", encoding="utf-8") as f:
@@ -154,7 +156,7 @@ def _plot(records: list[dict[str, float]], refs: dict[str, dict[str, float]], pa
         for n, kbps in STAGES_KBPS.items():
             ax.plot(hours, [r[f"{metric}@{n}"] for r in records], marker="o", ms=3, label=f"{kbps:g} kbps")
         for (name, values), style in zip(refs.items(), ("--", ":", "-.", "-.", "-.")):
-            if name.startswith("shipped") and not name.endswith(" 6 kbps"):
+            if name.split()[0] not in ("opus", "codec2") and not name.endswith(" 6 kbps"):
                 continue
             ax.axhline(values[metric], color="grey", ls=style, lw=1, label=name)
         ax.set_xlabel("CPU hours of training (one thread)")
