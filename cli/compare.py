@@ -46,6 +46,9 @@ def compare_command(
 
 def _compare(input: Path, out: Path, bitrate: str, against: str, model_name: str | None,
              device: str, force: bool) -> None:
+    from codec.extras import require_train_extras
+
+    require_train_extras("diveq-codec compare", ("librosa", "pesq", "pystoi", "matplotlib", "PIL"))
     from codec.api import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
     from codec.audio import audio_info
     from codec.errors import AudioError

@@ -29,11 +29,12 @@ def build_corpus_command(
     Writes OUT_DIR/manifest.csv, holding out whole speakers for validation.
     Re-running resumes: files already made are kept.
     """
+    from codec.config import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
     from codec.data.corpus import build_corpus
     from codec.errors import UsageError
 
-    if not 8000 <= sample_rate <= 96000:
-        raise UsageError(f"--sample-rate must be in 8000..96000, got {sample_rate}")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise UsageError(f"--sample-rate must be in {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE}, got {sample_rate}")
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
     if out_dir.exists() and not out_dir.is_dir():

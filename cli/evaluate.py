@@ -61,6 +61,9 @@ def evaluate_command(
 def _evaluate(ref_dir: Path, bitrate: str, model_name: str | None, against: str, out: Path,
               limit: int | None, listen: int, device: str, force: bool) -> None:
     from codec.errors import UsageError
+    from codec.extras import require_train_extras
+
+    require_train_extras("diveq-codec eval", ("librosa", "pesq", "pystoi", "matplotlib", "PIL"))
     from codec.eval.outdir import check_output_folder
     from codec.eval.report import find_audio_files
 
@@ -86,8 +89,7 @@ def build_systems(model_name: str | None, device: str, bitrates: list[float],
     """Load the model and make the systems to evaluate (diveq at each bitrate, then the anchors
     whose tools are installed), with notes naming the model and the anchors measured or skipped."""
     from codec.api import load_model
-    from codec.eval.anchors import (ANCHOR_TOOLS, OPUS_BITRATES_KBPS, Codec2Anchor, OpusAnchor,
-                                    missing_tools)
+    from codec.eval.anchors import ANCHOR_TOOLS, OPUS_BITRATES_KBPS, Codec2Anchor, OpusAnchor, missing_tools
     from codec.eval.report import System
 
     codec_model = load_model(model_name, device=device)

@@ -10,136 +10,29 @@ output. Heavy imports (torch, ``codec.api``) happen inside the commands: ``--hel
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import functools
-import importlib
-import signal
-import sys
-import threading
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from codec.errors import DiveqError, DiveqWarning, Terminated, UsageError, printable
+from codec.errors import UsageError, printable
+
+from .app import (  # noqa: F401  (DiveqApp, register_command_modules, the exit codes: part of cli.main)
+    BROKEN_PIPE_EXIT_CODE,
+    COMMAND_MODULES,
+    INTERRUPTED_EXIT_CODE,
+    DiveqApp,
+    friendly_errors,
+    register_command_modules,
+)
+from .folders import _folder_jobs, _frame_callback, _progress_bar, _run_folder
 
 if TYPE_CHECKING:
     from codec.model import Codec
 
-#: Modules that add commands with ``register(app)``; a module that does not exist yet is skipped.
-COMMAND_MODULES = ("cli.train", "cli.evaluate", "cli.compare", "cli.corpus")
 #: Single files at least this long (seconds) show a progress bar.
 PROGRESS_MIN_SECONDS = 60.0
-#: Exit code after Ctrl-C (128 + SIGINT), as shells use.
-INTERRUPTED_EXIT_CODE = 130
-#: Exit code when standard output's reader went away (128 + SIGPIPE), as for tools killed by SIGPIPE.
-BROKEN_PIPE_EXIT_CODE = 141
-#: Signals that end a command like Ctrl-C does (cleanup, one error line, exit 128 + the signal).
-TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-#: Deprecation notices from torch/DAC internals that users cannot act on; hidden while a command runs.
-QUIET_WARNINGS = (r"`torch\.jit\.script` is deprecated", r"`torch\.nn\.utils\.weight_norm` is deprecated")
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    """Print ``error: message`` as one line on stderr (control and bidi characters escaped); return
-    the Exit to raise."""
-    text = printable(" ".join(str(message).split())) or "unknown error"
-    print(f"error: {text}", file=sys.stderr, flush=True)
-    return typer.Exit(code)
-
-
-def _show_warning(show: Callable[..., None]) -> Callable[..., None]:
-    """A ``warnings.showwarning`` printing DiveqWarning as one ``warning: ...`` line on stderr."""
-
-    def showwarning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        if issubclass(category, DiveqWarning):
-            print(f"warning: {printable(' '.join(str(message).split()))}", file=sys.stderr, flush=True)
-        else:
-            show(message, category, *args, **kwargs)
-
-    return showwarning
-
-
-@contextmanager
-def _terminate_on_signals() -> Iterator[None]:
-    """While a command runs, SIGTERM / SIGHUP raise :class:`Terminated` in the main thread, so that
-    atomic writes clean up as after Ctrl-C; later copies of the signal are ignored during the cleanup.
-    Handlers installed inside (e.g. training's stop request) take precedence while they are active."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handle(signum: int, frame: Any) -> None:
-        for sig in TERMINATING_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
-        raise Terminated(signum, signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, handle) for sig in TERMINATING_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def friendly_errors(fn: F) -> F:
-    """Wrap a command: DiveqError -> one-line message + its exit code; Ctrl-C -> exit 130; SIGTERM /
-    SIGHUP -> 143 / 129; DiveqWarning -> one ``warning:`` line; known third-party deprecation warnings
-    hidden (only while the command runs)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            with warnings.catch_warnings(), _terminate_on_signals():
-                for pattern in QUIET_WARNINGS:
-                    warnings.filterwarnings("ignore", message=pattern, category=FutureWarning)
-                warnings.simplefilter("always", DiveqWarning)
-                warnings.showwarning = _show_warning(warnings.showwarning)
-                result = fn(*args, **kwargs)
-                sys.stdout.flush()  # a closed pipe (``info x.dvq | head -1``) is reported here
-                return result
-        except BrokenPipeError:
-            from codec.fileio import silence_stdout
-
-            silence_stdout()  # the reader has all it wanted: exit quietly, as after SIGPIPE
-            raise typer.Exit(BROKEN_PIPE_EXIT_CODE) from None
-        except DiveqError as exc:
-            raise _fail(str(exc), exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise _fail("interrupted", INTERRUPTED_EXIT_CODE) from None
-        except Terminated as exc:
-            raise _fail(f"terminated by {exc}", exc.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-class DiveqApp(typer.Typer):
-    """A Typer whose commands (also those other modules register) report DiveqError in one line."""
-
-    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
-        register = super().command(*args, **kwargs)
-
-        def decorator(fn: F) -> F:
-            register(friendly_errors(fn))
-            return fn
-
-        return decorator
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().__call__(*args, **kwargs)
-        except DiveqError as exc:  # raised outside a wrapped command (e.g. a sub-app's callback)
-            _fail(str(exc), exc.exit_code)
-            sys.exit(exc.exit_code)
-
-
 def builtin_model_card() -> dict[str, Any] | None:
     """The built-in default model's JSON card (written by ``save_model``), read without torch."""
     import json
@@ -214,105 +107,6 @@ CodebooksOpt = Annotated[Optional[int], typer.Option(
     "--n-codebooks", "-n", help="Number of codebook stages to transmit.")]
 
 
-# ---------------------------------------------------------------------------------------------
-# Progress display
-
-
-@contextmanager
-def _progress_bar(enabled: bool) -> Iterator[Any]:
-    """A rich Progress on stderr, or None when disabled or stderr is not a terminal."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-                  transient=True) as bar:
-        yield bar
-
-
-def _frame_callback(bar: Any, label: str) -> Callable[[int, int], None] | None:
-    """progress(frames_done, frames_total) that drives a new task of ``bar`` (None: no bar)."""
-    if bar is None:
-        return None
-    task = bar.add_task(label, total=None)
-
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    return update
-
-
-# ---------------------------------------------------------------------------------------------
-# Folders
-
-
-def _folder_jobs(src: Path, dst: Path, suffixes: tuple[str, ...], out_suffix: str) -> list[tuple[Path, Path]]:
-    """(input, output) pairs for every file under ``src`` with one of ``suffixes``, mirrored in ``dst``."""
-    if str(dst) == "-" or (dst.exists() and not dst.is_dir()):
-        raise UsageError(f"input {src} is a folder, so the output must be a folder too: {dst}")
-    inputs = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-    if not inputs:
-        raise UsageError(f"no {', '.join(suffixes)} files in {src}")
-    jobs: list[tuple[Path, Path]] = []
-    seen: dict[Path, Path] = {}
-    for path in inputs:
-        out = dst / path.relative_to(src).with_suffix(out_suffix)
-        if out in seen:
-            raise UsageError(f"{seen[out]} and {path} would both be written to {out}")
-        seen[out] = path
-        jobs.append((path, out))
-    return jobs
-
-
-def _make_folders(folder: Path) -> list[Path]:
-    """Create ``folder`` and its missing parents; returns the ones created, deepest first."""
-    missing = []
-    for parent in (folder, *folder.parents):
-        if parent.exists():
-            break
-        missing.append(parent)
-    folder.mkdir(parents=True, exist_ok=True)
-    return missing
-
-
-def _remove_if_empty(folders: list[Path]) -> None:
-    """Remove the folders (deepest first) that are still empty: a failed job leaves none behind."""
-    for folder in folders:
-        with contextlib.suppress(OSError):
-            folder.rmdir()
-
-
-def _run_folder(jobs: list[tuple[Path, Path]], work: Callable[[Path, Path], Any], verb: str) -> None:
-    """Run ``work(input, output)`` for each job with a progress bar; a failing file is reported in one
-    line and the others go on, and output folders left empty by failures are removed. Exits with the
-    first failure's code."""
-    first_code = 0
-    failures = 0
-    created: list[Path] = []
-    with _progress_bar(True) as bar:
-        task = None if bar is None else bar.add_task(verb, total=len(jobs))
-        for src, out in jobs:
-            try:
-                created = _make_folders(out.parent) + created
-                work(src, out)
-            except DiveqError as exc:
-                text = printable(" ".join(str(exc).split()))
-                print(f"error: {printable(str(src))}: {text}", file=sys.stderr, flush=True)
-                failures += 1
-                first_code = first_code or exc.exit_code
-            finally:
-                _remove_if_empty(sorted(set(created), key=lambda p: len(p.parts), reverse=True))
-            if bar is not None:
-                bar.advance(task)
-    print(f"{verb} {len(jobs) - failures} of {len(jobs)} files", file=sys.stderr)
-    if first_code:
-        raise typer.Exit(first_code)
-
-
 def _load(model: str | None, device: Device) -> Codec:
     from codec.api import load_model
 
@@ -349,7 +143,7 @@ def _check_stages_early(model: str | None, bitrate: float | None, n_codebooks: i
     top = float(rates[-1])
     if (bitrate is not None and bitrate > top * 1.001) or n_codebooks is not None:
         choose_stages(bitrate, n_codebooks, top / len(rates), len(rates),
-                      f"model {printable(str(card.get('name')))!r}")
+                      f"model {printable(str((card or {}).get('name')))!r}")
 
 
 def _into_folder(output: str, name: str, suffix: str) -> str:
@@ -479,7 +273,8 @@ def transcode(
 def info(input: Annotated[str, typer.Argument(
         help=".dvq file, or - for standard input.", show_default=False)]) -> None:
     """Show what a .dvq file holds and verify every checksum (no model needed; exit 4 on corruption)."""
-    from codec.bitstream import describe, iter_chunks, open_stream
+    from codec.bitstream import iter_chunks
+    from codec.streamfile import describe, open_stream
 
     with open_stream(input) as stream:
         header = stream.header
@@ -503,25 +298,6 @@ def info(input: Annotated[str, typer.Argument(
     width = max(len(key) for key in fields)
     for key, value in fields.items():
         print(f"{key + ':':<{width + 1}} {value}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Commands from other modules
-
-
-def register_command_modules(target: typer.Typer, names: tuple[str, ...] = COMMAND_MODULES) -> None:
-    """Import each module in ``names`` and call its ``register(target)``; skip modules that do not
-    exist (an ImportError from inside an existing module is raised)."""
-    for name in names:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        register = getattr(module, "register", None)
-        if callable(register):
-            register(target)
 
 
 register_command_modules(app)

@@ -39,6 +39,9 @@ def train_command(
                             "architecture must match the recipe's [model].")] = None,
 ) -> None:
     """Train a codec from a recipe; metrics go to RUN_DIR/metrics.jsonl and RUN_DIR/tb."""
+    from codec.extras import require_train_extras
+
+    require_train_extras("diveq-codec train", ("dac", "librosa", "pesq", "pystoi"))
     from codec.train.loop import train
 
     result = train(recipe, out, resume=resume, max_steps=max_steps, max_minutes=max_minutes,

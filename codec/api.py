@@ -23,7 +23,6 @@ subclass naming it. Paths may be ``-`` for standard input / output (audio writte
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -34,59 +33,26 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from . import audio as audio_io
-from .checks import (MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, as_audio, check_channels, check_sample_rate,
-                     choose_stages)
-from .errors import BitstreamError, DeviceError, ModelError, UsageError
-from .bitstream import check_stream_output
+from . import streaming
+from .checks import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, as_audio, check_channels, check_sample_rate, choose_stages
+from .device import resolve_device  # noqa: F401  (part of the API)
+from .errors import BitstreamError, ModelError, UsageError
 from .fileio import as_path, atomic_output, check_distinct, check_output
-from .streaming import (Progress, decode_windows, encode_windows, from_model_rate, model_length,
-                        to_model_rate, window_frames)
-from .bitstream import StreamInput, open_stream  # noqa: F401  (part of the API)
+from .streamfile import StreamInput, check_stream_output, open_stream  # noqa: F401  (part of the API)
+from .streamheader import model_length
+from .streaming import MAX_GAIN, TARGET_RMS, Progress, Stats, eval_mode, loudness_gains  # noqa: F401  (gains)
 from .transcode import transcode, transcode_file  # noqa: F401  (part of the API)
 
 if TYPE_CHECKING:
-    import torch
-
     from .bitstream import StreamHeader
     from .model import Codec
 
 #: The built-in default model (absent until one is installed).
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "pretrained" / "default.safetensors"
-#: Loudness normalisation: target RMS (-20 dBFS), the largest gain (+40 dB), peak bound after the
-#: gain, and the RMS below which a channel is silent (gain 1). There is no smallest gain: any finite
-#: float32 amplitude is brought down to the target (the stream stores gains as float32).
-TARGET_RMS, MAX_GAIN, PEAK_LIMIT, SILENT_RMS = 0.1, 100.0, 0.99, 1e-5
 
 
 # ---------------------------------------------------------------------------------------------
 # Models and devices
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> cuda if available else cpu; ``cpu``; ``cuda`` / ``cuda:N`` (DeviceError without GPU)."""
-    import torch
-
-    if not isinstance(device, str):
-        raise UsageError(f"device must be a string (auto, cpu, cuda or cuda:N), got "
-                         f"{type(device).__name__}")
-    name = device.strip().lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise DeviceError(f"device {device!r} requested but no CUDA GPU is available "
-                              "(use --device cpu or auto)")
-        try:
-            dev = torch.device(name)
-        except RuntimeError:
-            raise UsageError(f"invalid device {device!r}") from None
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceError(f"device {device!r} requested but only {torch.cuda.device_count()} "
-                              "CUDA device(s) exist")
-        return dev
-    raise UsageError(f"unknown device {device!r} (use auto, cpu or cuda)")
 
 
 def _model_path(name_or_path: str | os.PathLike[str] | None) -> Path:
@@ -154,17 +120,6 @@ def builtin_model_for_stream(header: StreamHeader) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _eval_mode(model: Codec) -> Iterator[None]:
-    """Run in eval mode (deterministic coding), restoring the model's train/eval flag afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
 def _check_model(model: Any) -> None:
     if not all(hasattr(model, name) for name in ("config", "encode", "decode", "eval")):
         raise UsageError(f"model must be a codec from codec.api.load_model, got {type(model).__name__}")
@@ -179,35 +134,7 @@ def _weights_hash(model: Codec) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Gains, stages
-
-
-def _gains(sum_sq: np.ndarray, peak: np.ndarray, n_samples: int) -> tuple[float, ...]:
-    """Per-channel linear gains bringing the RMS to TARGET_RMS (bounded by MAX_GAIN and PEAK_LIMIT),
-    rounded to float32 (as the stream stores them). Any finite amplitude gets a positive gain."""
-    rms = np.sqrt(sum_sq / max(n_samples, 1))
-    gain = np.where(rms > SILENT_RMS, TARGET_RMS / np.maximum(rms, SILENT_RMS), 1.0)
-    gain = np.minimum(gain, PEAK_LIMIT / np.maximum(peak, 1e-30))
-    gain = np.minimum(gain, MAX_GAIN)
-    return tuple(float(max(np.float32(g), np.float32(np.finfo(np.float32).smallest_subnormal)))
-                 for g in gain)
-
-
-class _Stats:
-    """Running sum of squares, peak and length per channel over blocks ``[C, t]`` (in float64, so
-    that any finite float32 amplitude is measured without overflow)."""
-
-    def __init__(self, channels: int) -> None:
-        self.sum_sq = np.zeros(channels, dtype=np.float64)
-        self.peak = np.zeros(channels, dtype=np.float64)
-        self.n_samples = 0
-
-    def add(self, block: np.ndarray) -> None:
-        if block.shape[1] == 0:
-            return
-        self.sum_sq += np.einsum("ct,ct->c", block, block, dtype=np.float64)
-        self.peak = np.maximum(self.peak, np.maximum(block.max(axis=1), -block.min(axis=1)))
-        self.n_samples += block.shape[1]
+# Stages
 
 
 def max_bitrate_kbps(model: Codec) -> float:
@@ -243,7 +170,7 @@ def _make_header(model: Codec, sample_rate: int, channels: int, n_samples: int, 
         model_sample_rate=config.sample_rate,
         channels=int(channels),
         n_samples=int(n_samples),
-        n_frames=-(-n_model // config.hop_length),
+        n_frames=config.n_frames(n_model),
         n_codebooks=int(n_codebooks),
         codebook_size=config.codebook_size,
         hop_length=config.hop_length,
@@ -284,8 +211,8 @@ def check_stream_model(header: StreamHeader, model: Codec) -> None:
     if not 1 <= header.n_codebooks <= config.n_codebooks:
         raise BitstreamError(f"stream uses {header.n_codebooks} codebooks; the model has "
                              f"{config.n_codebooks}")
-    if header.n_frames != -(-model_length(header.n_samples, header.sample_rate, config.sample_rate)
-                            // config.hop_length):
+    if header.n_frames != config.n_frames(model_length(header.n_samples, header.sample_rate,
+                                                       config.sample_rate)):
         raise BitstreamError(f"stream frame count {header.n_frames} does not match its length "
                              f"{header.n_samples} samples at {header.sample_rate} Hz")
     check_stream_rate(header)
@@ -308,14 +235,14 @@ def _checked_chunks(chunks: Iterable[Any], header: StreamHeader) -> Iterator[np.
 
 
 def _encode_to(f: BinaryIO, model: Codec, blocks: Callable[[], Iterable[np.ndarray]], sample_rate: int,
-               channels: int, stats: _Stats, n_codebooks: int, window: int, context: int,
+               channels: int, stats: Stats, n_codebooks: int, window: int, context: int,
                progress: Progress | None) -> StreamHeader:
     from .bitstream import write_stream
 
-    gains = _gains(stats.sum_sq, stats.peak, stats.n_samples)
+    gains = loudness_gains(stats.sum_sq, stats.peak, stats.n_samples)
     header = _make_header(model, sample_rate, channels, stats.n_samples, n_codebooks, gains, window)
     n_model = model_length(header.n_samples, sample_rate, header.model_sample_rate)
-    chunks = encode_windows(model, to_model_rate(blocks(), header), n_model, n_codebooks, window,
+    chunks = streaming.encode_windows(model, streaming.to_model_rate(blocks(), header), n_model, n_codebooks, window,
                              context, progress)
     write_stream(f, header, chunks)
     return header
@@ -336,12 +263,12 @@ def compress(model: Codec, audio: Any, sample_rate: int, *, bitrate_kbps: float 
     _check_model(model)
     rate = check_sample_rate(sample_rate)
     n = choose_n_codebooks(model, bitrate_kbps, n_codebooks)
-    w, c = window_frames(model, window, context)
+    w, c = streaming.window_frames(model, window, context)
     x = as_audio(audio)
-    stats = _Stats(x.shape[0])
+    stats = Stats(x.shape[0])
     stats.add(x)
     buf = io.BytesIO()
-    with _eval_mode(model):
+    with eval_mode(model):
         _encode_to(buf, model, lambda: [x], rate, x.shape[0], stats, n, w, c, None)
     return buf.getvalue()
 
@@ -351,9 +278,9 @@ def _decode_blocks(f: BinaryIO, header: StreamHeader, model: Codec, window: int 
     from .bitstream import iter_chunks
 
     check_stream_model(header, model)
-    w, c = window_frames(model, window, context)
+    w, c = streaming.window_frames(model, window, context)
     chunks = _checked_chunks(iter_chunks(f, header), header)
-    return from_model_rate(decode_windows(model, chunks, header.n_frames, w, c, progress), header)
+    return streaming.from_model_rate(streaming.decode_windows(model, chunks, header.n_frames, w, c, progress), header)
 
 
 def _as_stream_bytes(data: Any) -> bytes:
@@ -380,7 +307,7 @@ def decompress(data: bytes, model: Codec | None = None, *, window: int | None = 
     check_stream_rate(header)
     model = load_model(builtin_model_for_stream(header)) if model is None else model
     _check_model(model)
-    with _eval_mode(model):
+    with eval_mode(model):
         blocks = list(_decode_blocks(f, header, model, window, context, None))
     audio = (np.concatenate(blocks, axis=1) if blocks
              else np.zeros((header.channels, 0), dtype=np.float32))
@@ -404,7 +331,7 @@ def encode_file(model: Codec, in_path: str | os.PathLike[str] | audio_io.AudioIn
     """
     _check_model(model)
     n = choose_n_codebooks(model, bitrate_kbps, n_codebooks)
-    w, c = window_frames(model, window, context)
+    w, c = streaming.window_frames(model, window, context)
     check_stream_output(out_path)
     if isinstance(in_path, audio_io.AudioInput):
         return _encode_input(model, in_path, out_path, n, w, c, force, progress)
@@ -420,10 +347,10 @@ def _encode_input(model: Codec, src: audio_io.AudioInput, out_path: str | os.Pat
     check_sample_rate(info.sample_rate, src.name)
     check_channels(info.channels, src.name)
     with atomic_output(out_path, force) as tmp:
-        stats = _Stats(info.channels)
+        stats = Stats(info.channels)
         for block in src.blocks():
             stats.add(block)
-        with open(tmp, "wb") as f, _eval_mode(model):
+        with open(tmp, "wb") as f, eval_mode(model):
             header = _encode_to(f, model, src.blocks, info.sample_rate, info.channels, stats, n,
                                 window, context, progress)
     return header
@@ -462,7 +389,7 @@ def _decode_input(stream: StreamInput, out_path: str | os.PathLike[str], model: 
     _check_model(model)
     blocks = _decode_blocks(stream.file, header, model, window, context, progress)
     with audio_io.open_audio_output(out_path, header.sample_rate, header.channels, force) as out, \
-            _eval_mode(model):
+            eval_mode(model):
         for block in blocks:
             out.write(block)
     return header

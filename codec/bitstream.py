@@ -21,45 +21,46 @@ and every size a reader allocates is bounded (:mod:`codec.streamheader` holds th
 
 from __future__ import annotations
 
-import contextlib
 import io
-import json
-import os
 import struct
-import sys
 import zlib
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from .bitpack import pack_codes, pack_valid_codes, unpack_codes
-from .errors import BitstreamError, UsageError, printable
-from .fileio import as_path, is_stdio
+from .errors import BitstreamError
 from .streamheader import (  # noqa: F401  (re-exported: the format's constants live there)
-    FORMAT_VERSION, FRAME_TOLERANCE, HASH_PREFIX_HEX, JSON_KEYS, MAX_CHANNELS, MAX_CHUNK_CODES,
-    MAX_CHUNK_FRAMES, MAX_CODEBOOKS, MAX_FRAMES, MAX_GAIN, MAX_HOP_LENGTH, MAX_MODEL_NAME,
-    MAX_SAMPLE_RATE, MAX_SAMPLES, MIN_GAIN, MIN_SAMPLE_RATE, QUANTIZER_KINDS, READABLE_VERSIONS,
-    SF_INFERENCE_MODES, StreamHeader, frames_for,
+    FORMAT_VERSION,
+    FRAME_TOLERANCE,
+    HASH_PREFIX_HEX,
+    JSON_KEYS,
+    MAX_CHANNELS,
+    MAX_CHUNK_CODES,
+    MAX_CHUNK_FRAMES,
+    MAX_CODEBOOKS,
+    MAX_FRAMES,
+    MAX_HOP_LENGTH,
+    MAX_MODEL_NAME,
+    MAX_SAMPLES,
+    MAX_STREAM_SAMPLE_RATE,
+    MIN_STREAM_SAMPLE_RATE,
+    QUANTIZER_KINDS,
+    READABLE_VERSIONS,
+    SF_INFERENCE_MODES,
+    V1_MAX_GAIN,
+    V1_MIN_GAIN,
+    StreamHeader,
+    frames_for,
 )
+from .streamjson import HEADER_DICTIONARY, MAX_HEADER_BYTES, compress_header_json, parse_header_json
 
 MAGIC = b"DVQC"
 #: Extension of stream files (an encoder refuses any other output name).
 STREAM_EXTENSION = ".dvq"
 
-#: Preset DEFLATE dictionary for the version-1 header (part of format version 1: never change it).
-HEADER_DICTIONARY = (
-    b'"ste""sfdiveq"22050,24000,32000,44100,48000,"sf_inference":"midpoint"}{"model_name":'
-    b'"diveq-codec","model_hash":"","sample_rate":16000,"model_sample_rate":16000,"channels":1,'
-    b'"n_samples":,"n_frames":,"n_codebooks":12,"codebook_size":1024,"hop_length":320,'
-    b'"chunk_frames":500,"gains":[1.0],"quantizer_kind":"diveq","sf_inference":null}'
-)
 
-MAX_HEADER_BYTES = 65536        # version 1: stored (compressed) header and its decompressed JSON, each
-
-#: Recommended chunk length: shorter chunks push a 1.5 kbps stream's container overhead up.
-DEFAULT_CHUNK_SECONDS = 10.0
 
 _PRELUDE = struct.Struct("<4sHII")   # version 1: magic, format_version, header_length, header_crc32
 _CHUNK = struct.Struct("<III")       # version 1: frame_count, byte_length, crc32
@@ -78,9 +79,7 @@ _HASH_BYTES = HASH_PREFIX_HEX // 2
 
 def _json_header(header: StreamHeader) -> bytes:
     """Version 1: the prelude and the DEFLATE-compressed JSON header."""
-    text = json.dumps(header.to_json(), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, HEADER_DICTIONARY)
-    blob = compressor.compress(text.encode("utf-8")) + compressor.flush()
+    blob = compress_header_json(header)
     return _PRELUDE.pack(MAGIC, 1, len(blob), zlib.crc32(blob)) + blob
 
 
@@ -209,45 +208,6 @@ def _read_exact(f: BinaryIO, size: int, what: str) -> bytes:
     return data
 
 
-def _parse_header_json(blob: bytes) -> StreamHeader:
-    inflater = zlib.decompressobj(-15, HEADER_DICTIONARY)
-    try:
-        text = inflater.decompress(blob, MAX_HEADER_BYTES + 1)
-    except zlib.error as exc:
-        raise BitstreamError(f"corrupt .dvq header: cannot decompress it ({exc})") from None
-    if len(text) > MAX_HEADER_BYTES or inflater.unconsumed_tail:
-        raise BitstreamError(f"corrupt .dvq header: it decompresses to more than {MAX_HEADER_BYTES} bytes")
-    if not inflater.eof or inflater.unused_data:
-        raise BitstreamError("corrupt .dvq header: its compressed data is incomplete or has extra bytes")
-    try:
-        obj = json.loads(text.decode("utf-8"), object_pairs_hook=_no_duplicates,
-                         parse_constant=_no_constant)
-    except UnicodeDecodeError:
-        raise BitstreamError("corrupt .dvq header: it is not UTF-8 text") from None
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError; so are huge ints
-        raise BitstreamError(f"corrupt .dvq header: it is not valid JSON ({exc})") from None
-    if not isinstance(obj, dict):
-        raise BitstreamError(f"corrupt .dvq header: expected a JSON object, got {type(obj).__name__}")
-    missing = [key for key in JSON_KEYS if key not in obj]
-    unknown = sorted(key for key in obj if key not in JSON_KEYS)
-    if missing:
-        raise BitstreamError(f"invalid .dvq header: missing keys {', '.join(missing)}")
-    if unknown:
-        raise BitstreamError(f"invalid .dvq header: unknown keys {', '.join(unknown)}")
-    return StreamHeader(**obj, format_version=1)
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise ValueError("duplicate key in a JSON object")
-    return obj
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
 def _read_json_header(f: BinaryIO) -> StreamHeader:
     """Version 1, after the magic and the version: header length, CRC, DEFLATE'd JSON."""
     length, crc = struct.unpack("<II", _read_exact(f, _PRELUDE.size - 6, "the prelude"))
@@ -257,7 +217,7 @@ def _read_json_header(f: BinaryIO) -> StreamHeader:
     if zlib.crc32(blob) != crc:
         raise BitstreamError(f"CRC mismatch in the header (stored {crc:#010x}, computed "
                              f"{zlib.crc32(blob):#010x}): the file is corrupted")
-    return _parse_header_json(blob)
+    return parse_header_json(blob)
 
 
 def _read_varint(f: BinaryIO, key: str, seen: bytearray) -> int:
@@ -413,105 +373,8 @@ def decode_stream(data: bytes) -> tuple[StreamHeader, np.ndarray]:
     return header, codes
 
 
-# ------------------------------------------------------------------------------------------- files
-
-def check_stream_output(out_path: str | os.PathLike[str]) -> None:
-    """UsageError unless ``out_path`` is ``-`` or ends in ``.dvq``: a stream is never written under an
-    audio file's name (``encode in.wav in.wav --force`` would destroy the input)."""
-    if is_stdio(as_path(out_path, "the output")):
-        return
-    if Path(out_path).suffix.lower() != STREAM_EXTENSION:
-        raise UsageError(f"the output {out_path} does not end in {STREAM_EXTENSION}: streams are "
-                         "written only to *.dvq names (or - for standard output)")
-
-
-class _Counted:
-    """A binary reader that counts the bytes read through it (and passes seeks through)."""
-
-    def __init__(self, f: BinaryIO) -> None:
-        self._f, self.count = f, 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._f.read(size)
-        self.count += len(data)
-        return data
-
-    def seekable(self) -> bool:
-        return bool(getattr(self._f, "seekable", lambda: False)())
-
-    def tell(self) -> int:
-        return self._f.tell()
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._f.seek(offset, whence)
-
-
-class StreamInput:
-    """An open ``.dvq`` input with its header read and checked (:func:`open_stream`): ``file`` is
-    positioned at the first chunk, ``bytes_read`` counts the bytes read from it so far."""
-
-    def __init__(self, file: BinaryIO, name: str) -> None:
-        counted = _Counted(file)
-        self.file: BinaryIO = counted  # type: ignore[assignment]
-        self.name = name
-        self.header = read_header(self.file)
-        self._counted = counted
-
-    @property
-    def bytes_read(self) -> int:
-        return self._counted.count
-
-
-@contextlib.contextmanager
-def open_stream(in_path: str | os.PathLike[str]) -> Iterator[StreamInput]:
-    """Open a ``.dvq`` input once (``-``: standard input; FIFOs and ``/dev/stdin`` work, read as a
-    stream) and read its header. BitstreamError if it is missing, unreadable or malformed."""
-    if is_stdio(in_path):
-        if sys.stdin is None or sys.stdin.isatty():
-            raise UsageError("standard input is a terminal: pipe a .dvq stream into it, or give a file "
-                             "name instead of -")
-        yield StreamInput(sys.stdin.buffer, "standard input")
-        return
-    path = Path(as_path(in_path, "in_path"))
-    if not path.exists():
-        raise BitstreamError(f"no such file: {path}")
-    if path.is_dir():
-        raise BitstreamError(f"is a folder, not a .dvq file: {path}")
-    try:
-        f = open(path, "rb")
-    except OSError as exc:
-        raise BitstreamError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with f:
-        yield StreamInput(f, str(path))
-
-
-def describe(header: StreamHeader) -> dict[str, str]:
-    """Human-readable summary for ``diveq-codec info`` (label -> value, in display order). Text from
-    the stream (the model name) is escaped with :func:`codec.errors.printable`."""
-    sf = f" ({header.sf_inference})" if header.sf_inference else ""
-    if header.model_name is None:
-        model = f"weights sha256 {header.model_hash}... (the stream stores no name)"
-    else:
-        model = f"{printable(header.model_name)} (weights sha256 {header.model_hash[:16]}...)"
-    return {
-        "format": f".dvq version {header.format_version}",
-        "duration": f"{header.duration_seconds:.3f} s ({header.n_samples} samples per channel)",
-        "bitrate": f"{header.nominal_bitrate / 1000:.3f} kbps nominal (all channels)",
-        "model": model,
-        "channels": str(header.channels),
-        "sample rate": f"{header.sample_rate} Hz",
-        "model sample rate": f"{header.model_sample_rate} Hz ({header.frame_rate:g} frames/s)",
-        "stages": f"{header.n_codebooks} x {header.codebook_size} codes ({header.bits_per_code} bits)",
-        "quantizer": header.quantizer_kind + sf,
-        "frames": f"{header.n_frames} per channel",
-        "chunks": f"{header.n_chunks} of up to {header.chunk_frames} frames",
-        "gains": ", ".join(f"{gain:.4g}" for gain in header.gains),
-    }
-
-
 __all__ = [
-    "MAGIC", "FORMAT_VERSION", "READABLE_VERSIONS", "HEADER_DICTIONARY", "DEFAULT_CHUNK_SECONDS",
+    "MAGIC", "FORMAT_VERSION", "READABLE_VERSIONS", "HEADER_DICTIONARY",
     "StreamHeader", "encode_header", "write_stream", "read_header", "iter_chunks", "encode_stream",
-    "decode_stream", "pack_codes", "unpack_codes", "describe", "STREAM_EXTENSION",
-    "check_stream_output", "StreamInput", "open_stream",
+    "decode_stream", "pack_codes", "unpack_codes", "STREAM_EXTENSION",
 ]

@@ -1,7 +1,7 @@
 """The one place that maps configurations to modules: ``build_codec(ModelConfig) -> Codec``.
 
-The modules themselves take plain arguments; adding an encoder or decoder kind is a new branch here
-and a new ``ModelConfig`` literal, nothing else.
+The modules themselves take plain arguments (none of them imports the config); adding an encoder,
+decoder or quantizer kind is a new branch here and a new config literal, nothing else.
 """
 
 from __future__ import annotations
@@ -10,10 +10,26 @@ import math
 
 from torch import nn
 
-from .config import ModelConfig
+from .config import ModelConfig, QuantizerConfig
 from .errors import ConfigError
 from .model import Codec
-from .quantize import build_quantizer
+from .quantize import Quantizer, ResidualQuantizer, STEResidualQuantizer
+
+
+def build_quantizer(input_dim: int, config: QuantizerConfig) -> Quantizer:
+    """The residual quantizer for ``config.kind`` over a latent of ``input_dim`` channels."""
+    if config.kind == "ste":
+        return STEResidualQuantizer(
+            input_dim, config.n_codebooks, config.codebook_size, config.codebook_dim,
+            dropout=config.dropout, commitment_weight=config.commitment_weight,
+            codebook_weight=config.codebook_weight, ste_restarts=config.ste_restarts,
+            replace_interval=config.replace_interval, dead_min_count=config.dead_min_count)
+    return ResidualQuantizer(
+        input_dim, config.n_codebooks, config.codebook_size, config.codebook_dim, kind=config.kind,
+        noise_std=config.noise_std, reparam=config.reparam, lookup=config.lookup,
+        dropout=config.dropout, replace_interval=config.replace_interval,
+        dead_min_count=config.dead_min_count, replace_source=config.replace_source,
+        warmup_steps=config.warmup_steps, sf_inference=config.sf_inference)
 
 
 def build_encoder(config: ModelConfig) -> nn.Module:

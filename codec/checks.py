@@ -26,11 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from .config import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from .errors import AudioError, UsageError
 from .streamheader import MAX_CHANNELS
 
-#: Input sample rates the codec accepts (Hz).
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 96000
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 

@@ -1,9 +1,21 @@
 """Model configuration: frozen dataclasses are the schema, and :func:`from_dict` validates plain data.
 
-Glossary (one name per concept): ``sample_rate`` (Hz), ``hop_length`` (samples per frame),
-``frame_rate`` (frames per second), ``n_codebooks`` (residual stages, K), ``codebook_size``
-(codes per stage, a power of two), ``codebook_dim`` (dimension a stage quantizes in).
-Shape letters: B batch, C channels, K codebook stages, T time (samples or frames).
+Glossary (one name per concept, used everywhere in the project):
+
+- ``sample_rate``: Hz; audio the codec accepts is in :data:`MIN_SAMPLE_RATE`..:data:`MAX_SAMPLE_RATE`
+  (the bitstream format's own field bounds are wider: ``codec.streamheader``).
+- ``hop_length``: samples per frame; ``frame_rate``: frames per second; ``n_frames``: the frames that
+  code ``n_samples`` samples, ceil(n_samples / hop_length) (:func:`frame_count`).
+- ``n_codebooks``: residual stages, K. As a model property (``ModelConfig.n_codebooks``) the stages
+  the model has; as an argument (``encode(..., n_codebooks=n)``) the stages asked for, 1..K; the
+  ``[B]`` tensor ``CodecOutput.n_codebooks`` holds the stages each item used; a recipe's
+  ``validation.n_codebooks`` is the tuple of stage counts it scores.
+- ``codebook_size``: codes per stage, a power of two; ``bits_per_code`` = log2(codebook_size)
+  (:func:`bits_per_code`); ``codebook_dim``: dimension a stage quantizes in.
+
+Shape letters: B batch, C audio channels, D latent dimension, K codebook stages, T samples (audio
+``[B, 1, T]``), F frames (latents ``[B, D, F]``, codes ``[B, K, F]``; F = ceil(T / hop_length)).
+STFTs are written ``[..., bins, frames]``.
 """
 
 from __future__ import annotations
@@ -15,6 +27,19 @@ import typing
 from typing import Any, Literal, TypeVar
 
 from .errors import ConfigError
+
+#: Sample rates (Hz) the codec accepts for audio and models.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 96000
+
+
+def frame_count(n_samples: int, hop_length: int) -> int:
+    """Frames that code ``n_samples`` samples: ceil(n_samples / hop_length)."""
+    return -(-n_samples // hop_length)
+
+
+def bits_per_code(codebook_size: int) -> int:
+    """Bits one code takes: log2(codebook_size) (a power of two)."""
+    return codebook_size.bit_length() - 1
 
 QuantizerKind = Literal["diveq", "sfdiveq", "ste"]
 Reparam = Literal["per_stage", "on_sum"]
@@ -74,19 +99,19 @@ class QuantizerConfig:
     ste_restarts: bool = False
 
     def __post_init__(self) -> None:
-        _check(self.n_codebooks >= 1, "quantizer.n_codebooks", "must be >= 1")
+        require(self.n_codebooks >= 1, "quantizer.n_codebooks", "must be >= 1")
         size = self.codebook_size
-        _check(size >= 2 and size & (size - 1) == 0, "quantizer.codebook_size",
+        require(size >= 2 and size & (size - 1) == 0, "quantizer.codebook_size",
                f"must be a power of two >= 2, got {size}")
-        _check(self.codebook_dim >= 1, "quantizer.codebook_dim", "must be >= 1")
-        _check(self.noise_std >= 0, "quantizer.noise_std", "must be >= 0")
-        _check(0.0 <= self.dropout <= 1.0, "quantizer.dropout", "must be in [0, 1]")
-        _check(self.replace_interval >= 0, "quantizer.replace_interval", "must be >= 0")
-        _check(self.warmup_steps >= 0, "quantizer.warmup_steps", "must be >= 0")
+        require(self.codebook_dim >= 1, "quantizer.codebook_dim", "must be >= 1")
+        require(self.noise_std >= 0, "quantizer.noise_std", "must be >= 0")
+        require(0.0 <= self.dropout <= 1.0, "quantizer.dropout", "must be in [0, 1]")
+        require(self.replace_interval >= 0, "quantizer.replace_interval", "must be >= 0")
+        require(self.warmup_steps >= 0, "quantizer.warmup_steps", "must be >= 0")
 
     @property
     def bits_per_code(self) -> int:
-        return int(math.log2(self.codebook_size))
+        return bits_per_code(self.codebook_size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,18 +153,19 @@ class ModelConfig:
     spectrum: Spectrum = "polar"
 
     def __post_init__(self) -> None:
-        _check(8000 <= self.sample_rate <= 96000, "model.sample_rate", "must be in 8000..96000")
+        require(MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE, "model.sample_rate",
+                f"must be in {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE}")
         for key in ("stem_stride", "encoder_dim", "latent_dim", "decoder_dim"):
-            _check(getattr(self, key) >= 1, f"model.{key}", "must be >= 1")
+            require(getattr(self, key) >= 1, f"model.{key}", "must be >= 1")
         for key in ("encoder_rates", "decoder_rates"):
-            _check(all(r >= 1 for r in getattr(self, key)), f"model.{key}", "strides must be >= 1")
-        _check(self.hop_length % math.prod(self.decoder_rates) == 0, "model.decoder_rates",
+            require(all(r >= 1 for r in getattr(self, key)), f"model.{key}", "strides must be >= 1")
+        require(self.hop_length % math.prod(self.decoder_rates) == 0, "model.decoder_rates",
                f"their product must divide hop_length {self.hop_length}")
-        _check(self.encoder_depth >= 0, "model.encoder_depth", "must be >= 0")
-        _check(self.decoder_depth >= 0, "model.decoder_depth", "must be >= 0")
-        _check(self.decoder != "vocos" or self.head == "istft", "model.head",
+        require(self.encoder_depth >= 0, "model.encoder_depth", "must be >= 0")
+        require(self.decoder_depth >= 0, "model.decoder_depth", "must be >= 0")
+        require(self.decoder != "vocos" or self.head == "istft", "model.head",
                "the vocos decoder has an istft head")
-        _check(self.head == "istft" or self.spectrum == "polar", "model.spectrum",
+        require(self.head == "istft" or self.spectrum == "polar", "model.spectrum",
                "applies to an istft head only")
 
     @property
@@ -162,6 +188,10 @@ class ModelConfig:
     def codebook_size(self) -> int:
         return self.quantizer.codebook_size
 
+    def n_frames(self, n_samples: int) -> int:
+        """Frames that code ``n_samples`` samples at ``sample_rate`` (:func:`frame_count`)."""
+        return frame_count(n_samples, self.hop_length)
+
     def bitrate(self, n_codebooks: int | None = None) -> float:
         """Nominal bitrate in bits/s with ``n_codebooks`` stages (all by default)."""
         n = self.n_codebooks if n_codebooks is None else n_codebooks
@@ -179,7 +209,8 @@ class ModelConfig:
         return to_dict(self)
 
 
-def _check(ok: bool, key: str, message: str) -> None:
+def require(ok: bool, key: str, message: str) -> None:
+    """ConfigError ``"<key>: <message>"`` unless ``ok`` (every config and recipe check)."""
     if not ok:
         raise ConfigError(f"{key}: {message}")
 
@@ -232,56 +263,59 @@ def _rooted(message: str, prefix: str) -> str:
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
+    """``value`` as type ``tp`` (a dataclass, Literal, union, tuple, list, dict or scalar), strictly."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, key + ".")
+        return from_dict(tp, value, key + ".")  # type: ignore[arg-type]
     if origin is Literal:
         if value not in args:
             raise ConfigError(f"{key}: must be one of {', '.join(map(repr, args))}, got {value!r}")
         return value
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(arg, value, key)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
-    if origin is tuple:
+        return _coerce_union(args, value, key)
+    if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
         item = args[0] if args else Any
-        return tuple(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
-        item = args[0] if args else Any
-        return [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return origin(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a table, got {type(value).__name__}")
         return dict(value)
+    return _coerce_scalar(tp, value, key)
+
+
+def _coerce_union(args: tuple[Any, ...], value: Any, key: str) -> Any:
+    """The first member type of a union that takes ``value`` (None for an Optional's None)."""
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _coerce(arg, value, key)
+        except ConfigError as exc:
+            errors.append(str(exc))
+    raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+
+
+#: Scalar types: (accepts the value, what the error says was expected, conversion).
+_SCALARS: dict[Any, tuple[typing.Callable[[Any], bool], str, typing.Callable[[Any], Any]]] = {
+    bool: (lambda v: isinstance(v, bool), "true/false", lambda v: v),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", lambda v: v),
+    float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number", float),
+    str: (lambda v: isinstance(v, str), "a string", lambda v: v),
+}
+
+
+def _coerce_scalar(tp: Any, value: Any, key: str) -> Any:
     if tp is Any:
         return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{key}: unsupported type {tp!r}")
+    if tp not in _SCALARS:
+        raise ConfigError(f"{key}: unsupported type {tp!r}")
+    accepts, expected, convert = _SCALARS[tp]
+    if not accepts(value):
+        raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+    return convert(value)

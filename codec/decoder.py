@@ -1,4 +1,4 @@
-"""The decoder: DAC decoder blocks up to ``head_hop`` samples per step, then an iSTFT or conv head."""
+"""The decoder: DAC-layout decoder blocks (:mod:`codec.nn.layers`) up to ``head_hop`` samples per step, then an iSTFT or conv head."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .nn.layers import DecoderBlock, Snake1d, WNConv1d, WNConvTranspose1d
 
 #: Cartesian heads predict the spectrum compressed as |S|^SPECTRUM_POWER (with its phase).
 SPECTRUM_POWER = 0.3
@@ -23,6 +24,8 @@ def decompress(real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
 
 
 class ISTFTHead(nn.Module):
+    window: torch.Tensor  # buffer
+
     """Features [B, C, N] -> audio [B, 1, N * hop] through an inverse STFT (n_fft = 4 * hop, Hann
     window, centred frames).
 
@@ -35,8 +38,6 @@ class ISTFTHead(nn.Module):
 
     def __init__(self, dim: int, hop: int, spectrum: str = "polar", kernel_size: int = 7) -> None:
         super().__init__()
-        from dac.nn.layers import WNConv1d
-
         if spectrum not in ("polar", "cartesian"):
             raise ValueError(f"spectrum must be polar or cartesian, got {spectrum!r}")
         self.hop = hop
@@ -49,10 +50,7 @@ class ISTFTHead(nn.Module):
         n = x.shape[-1]
         x = self.proj(F.pad(x, (0, 1), mode="replicate"))  # centred iSTFT: N + 1 frames -> N * hop
         a, b = x.float().chunk(2, dim=1)
-        if self.spectrum == "polar":
-            spec = torch.polar(torch.exp(a).clamp(max=1e2), b)
-        else:
-            spec = decompress(a, b)
+        spec = torch.polar(torch.exp(a).clamp(max=1e2), b) if self.spectrum == "polar" else decompress(a, b)
         audio = torch.istft(spec, self.n_fft, self.hop, self.n_fft, self.window, center=True,
                             length=n * self.hop)
         return audio[:, None, :]
@@ -63,8 +61,7 @@ class ConvHead(nn.Module):
 
     def __init__(self, dim: int, hop: int) -> None:
         super().__init__()
-        from dac.nn.layers import WNConv1d, WNConvTranspose1d
-
+        self.proj: nn.Module
         if hop == 1:
             self.proj = WNConv1d(dim, 1, kernel_size=7, padding=3)
         else:
@@ -85,9 +82,6 @@ class DACDecoder(nn.Module):
     def __init__(self, latent_dim: int, decoder_dim: int, rates: tuple[int, ...], head: str,
                  head_hop: int, spectrum: str = "polar") -> None:
         super().__init__()
-        from dac.model.dac import DecoderBlock
-        from dac.nn.layers import Snake1d, WNConv1d
-
         self.hop_length = head_hop * math.prod(rates)
         layers: list[nn.Module] = [WNConv1d(latent_dim, decoder_dim, kernel_size=7, padding=3)]
         dim = decoder_dim

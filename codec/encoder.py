@@ -1,4 +1,4 @@
-"""The encoder: a strided stem, DAC encoder blocks, and a latent anchored to unit RMS per frame."""
+"""The encoder: a strided stem, DAC-layout encoder blocks, and a latent anchored to unit RMS per frame."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import math
 
 import torch
 from torch import nn
+
+from .nn.layers import EncoderBlock, Snake1d, WNConv1d
 
 
 def rms_normalize(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -21,16 +23,14 @@ class DACEncoder(nn.Module):
     """Audio [B, 1, T] -> latent [B, latent_dim, T / hop_length] with every frame at unit RMS.
 
     The stem convolution (kernel 2 * stem_stride, stride stem_stride) brings the signal to a reduced
-    rate at once, so no residual unit runs at the full sample rate; then DAC ``EncoderBlock`` s with
-    ``rates`` (channels double at each block), Snake, and a projection to ``latent_dim``.
+    rate at once, so no residual unit runs at the full sample rate; then ``EncoderBlock`` s
+    (:mod:`codec.nn.layers`, DAC's layout) with ``rates`` (channels double at each block), Snake, and
+    a projection to ``latent_dim``.
     T must be a multiple of stem_stride * prod(rates).
     """
 
     def __init__(self, encoder_dim: int, stem_stride: int, rates: tuple[int, ...], latent_dim: int) -> None:
         super().__init__()
-        from dac.model.dac import EncoderBlock
-        from dac.nn.layers import Snake1d, WNConv1d
-
         if stem_stride == 1:
             stem = WNConv1d(1, encoder_dim, kernel_size=7, padding=3)
         else:

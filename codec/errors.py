@@ -82,6 +82,12 @@ class TrainingError(DiveqError):
     exit_code = 8
 
 
+class MissingExtrasError(UsageError):
+    """A command or feature that needs the optional training extras (``pip install
+    'diveq-codec[train]'``: descript-audio-codec, librosa, pesq, pystoi, matplotlib, ...), which are
+    not installed. See :mod:`codec.extras`."""
+
+
 class AnchorError(DiveqError):
     """An anchor codec's command-line tool (``opusenc``, ``c2enc``, ...) is missing or failed."""
 

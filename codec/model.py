@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .quantize.base import Quantizer
 
 
 @dataclass
@@ -39,13 +40,15 @@ class Codec(nn.Module):
     fresh model); bitstreams record it so a stream is never decoded by another model.
     """
 
-    def __init__(self, config: ModelConfig, encoder: nn.Module, quantizer: nn.Module,
+    quantizer: Quantizer
+
+    def __init__(self, config: ModelConfig, encoder: nn.Module, quantizer: Quantizer,
                  decoder: nn.Module) -> None:
         super().__init__()
         self.config = config
         self.weights_hash: str | None = None
         self.encoder = encoder  # [B, 1, T] -> [B, D, T / hop_length]
-        self.quantizer = quantizer  # codec.quantize interface
+        self.quantizer = quantizer  # an nn.Module with the codec.quantize.Quantizer interface
         self.decoder = decoder  # [B, D, F] -> [B, 1, F * hop_length]
 
     # ---- derived facts ----------------------------------------------------------------------
@@ -71,7 +74,7 @@ class Codec(nn.Module):
 
     def n_frames(self, n_samples: int) -> int:
         """Frames that code ``n_samples`` samples (ceil(n_samples / hop_length))."""
-        return -(-n_samples // self.hop_length)
+        return self.config.n_frames(n_samples)
 
     # ---- coding -----------------------------------------------------------------------------
     def _check_audio(self, audio: torch.Tensor) -> None:

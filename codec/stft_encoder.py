@@ -28,6 +28,8 @@ class STFTEncoder(nn.Module):
     T must be a multiple of hop * prod(rates).
     """
 
+    window: torch.Tensor  # buffer
+
     def __init__(self, hop: int, dim: int, depth: int, rates: tuple[int, ...], latent_dim: int) -> None:
         super().__init__()
         self.hop = hop

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .bitpack import MAX_BITS
+from .config import bits_per_code, frame_count
 from .errors import BitstreamError
 
 #: The version writers write; readers read 1 and 2.
@@ -28,8 +29,8 @@ READABLE_VERSIONS = (1, 2)
 
 # Bounds: a crafted header can make a reader allocate at most a few tens of MiB (see the spec).
 MAX_MODEL_NAME = 256            # characters (version 1)
-MAX_SAMPLE_RATE = 768000        # Hz, both rates; the minimum is MIN_SAMPLE_RATE
-MIN_SAMPLE_RATE = 1000
+MAX_STREAM_SAMPLE_RATE = 768000  # Hz, both rates (the codec itself takes config.MIN/MAX_SAMPLE_RATE)
+MIN_STREAM_SAMPLE_RATE = 1000
 MAX_CHANNELS = 64
 MAX_CODEBOOKS = 64
 MAX_HOP_LENGTH = 65536
@@ -38,7 +39,7 @@ MAX_CHUNK_CODES = 1 << 22       # channels * n_codebooks * chunk_frames
 MAX_SAMPLES = 1 << 36           # per channel
 MAX_FRAMES = (1 << 32) - 1
 FRAME_TOLERANCE = 2             # version 1: |n_frames - n_samples * model_sample_rate / (sample_rate * hop)|
-MIN_GAIN, MAX_GAIN = 1e-6, 1e6  # version 1; version 2: any positive finite float32
+V1_MIN_GAIN, V1_MAX_GAIN = 1e-6, 1e6  # version 1; version 2: any positive finite float32 gain
 #: Hex digits of the weights' sha256 a version-2 stream keeps (8 bytes).
 HASH_PREFIX_HEX = 16
 
@@ -51,10 +52,14 @@ _INT_KEYS = ("sample_rate", "model_sample_rate", "channels", "n_samples", "n_fra
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def model_length(n_samples: int, sample_rate: int, model_sample_rate: int) -> int:
+    """Samples at the model's rate for ``n_samples`` at ``sample_rate``: ceil(n * msr / sr) (exact)."""
+    return -(-n_samples * model_sample_rate // sample_rate)
+
+
 def frames_for(n_samples: int, sample_rate: int, model_sample_rate: int, hop_length: int) -> int:
     """Code frames for ``n_samples`` at ``sample_rate``: ceil(ceil(n * msr / sr) / hop) (exact)."""
-    model_samples = -(-n_samples * model_sample_rate // sample_rate)
-    return -(-model_samples // hop_length)
+    return frame_count(model_length(n_samples, sample_rate, model_sample_rate), hop_length)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +101,7 @@ class StreamHeader:
 
     @property
     def bits_per_code(self) -> int:
-        return self.codebook_size.bit_length() - 1
+        return bits_per_code(self.codebook_size)
 
     @property
     def frame_rate(self) -> float:
@@ -109,7 +114,7 @@ class StreamHeader:
 
     @property
     def n_chunks(self) -> int:
-        return -(-self.n_frames // self.chunk_frames)
+        return frame_count(self.n_frames, self.chunk_frames)
 
     @property
     def nominal_bitrate(self) -> float:
@@ -216,8 +221,8 @@ def _validate_gains(h: StreamHeader) -> None:
         raise _bad("gains", f"must hold one gain per channel ({h.channels}), got {len(h.gains)}")
     for gain in h.gains:
         if h.format_version == 1:
-            if not MIN_GAIN <= gain <= MAX_GAIN:  # also rejects NaN
-                raise _bad("gains", f"must be finite and in [{MIN_GAIN:g}, {MAX_GAIN:g}], got {gain}")
+            if not V1_MIN_GAIN <= gain <= V1_MAX_GAIN:  # also rejects NaN
+                raise _bad("gains", f"must be finite and in [{V1_MIN_GAIN:g}, {V1_MAX_GAIN:g}], got {gain}")
         elif not (0.0 < gain <= _FLOAT32_MAX and float(np.float32(gain)) == gain):
             raise _bad("gains", f"must be positive finite float32 values, got {gain}")
 
@@ -225,8 +230,8 @@ def _validate_gains(h: StreamHeader) -> None:
 def _validate(h: StreamHeader) -> None:
     """Check every field and the relations between them (the rules of docs/bitstream.md)."""
     _validate_model(h)
-    _check_range("sample_rate", h.sample_rate, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
-    _check_range("model_sample_rate", h.model_sample_rate, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
+    _check_range("sample_rate", h.sample_rate, MIN_STREAM_SAMPLE_RATE, MAX_STREAM_SAMPLE_RATE)
+    _check_range("model_sample_rate", h.model_sample_rate, MIN_STREAM_SAMPLE_RATE, MAX_STREAM_SAMPLE_RATE)
     _check_range("channels", h.channels, 1, MAX_CHANNELS)
     _check_range("n_samples", h.n_samples, 0, MAX_SAMPLES)
     _check_range("n_frames", h.n_frames, 0, MAX_FRAMES)
@@ -269,4 +274,5 @@ def _validate(h: StreamHeader) -> None:
 __all__ = ["FORMAT_VERSION", "READABLE_VERSIONS", "StreamHeader", "JSON_KEYS", "frames_for",
            "HASH_PREFIX_HEX", "QUANTIZER_KINDS", "SF_INFERENCE_MODES", "MAX_CHANNELS", "MAX_CODEBOOKS",
            "MAX_SAMPLES", "MAX_FRAMES", "MAX_CHUNK_CODES", "MAX_CHUNK_FRAMES", "MAX_HOP_LENGTH",
-           "MIN_SAMPLE_RATE", "MAX_SAMPLE_RATE", "MAX_MODEL_NAME", "MIN_GAIN", "MAX_GAIN"]
+           "MIN_STREAM_SAMPLE_RATE", "MAX_STREAM_SAMPLE_RATE", "MAX_MODEL_NAME", "V1_MIN_GAIN",
+           "V1_MAX_GAIN", "model_length"]

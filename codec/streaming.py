@@ -10,6 +10,7 @@ ever held, so memory does not grow with duration.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ import numpy as np
 from . import audio as audio_io
 from .checks import check_integer
 from .errors import AudioError, BitstreamError, UsageError
+from .streamheader import model_length
 
 if TYPE_CHECKING:
     import torch
@@ -29,15 +31,54 @@ if TYPE_CHECKING:
 #: Seconds of signal coded per window, and seconds of context on each side of a window.
 WINDOW_SECONDS, CONTEXT_SECONDS = 10.0, 1.0
 
+#: Loudness normalisation: target RMS (-20 dBFS), the largest gain (+40 dB), peak bound after the
+#: gain, and the RMS below which a channel is silent (gain 1). There is no smallest gain: any finite
+#: float32 amplitude is brought down to the target (the stream stores gains as float32).
+TARGET_RMS, MAX_GAIN, PEAK_LIMIT, SILENT_RMS = 0.1, 100.0, 0.99, 1e-5
+
 #: progress(frames_done, frames_total), called after each window.
 Progress = Callable[[int, int], None]
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def model_length(n_samples: int, sample_rate: int, model_sample_rate: int) -> int:
-    """Samples at the model's rate for ``n_samples`` at ``sample_rate``: ceil(n * msr / sr)."""
-    return -(-n_samples * model_sample_rate // sample_rate)
+def loudness_gains(sum_sq: np.ndarray, peak: np.ndarray, n_samples: int) -> tuple[float, ...]:
+    """Per-channel linear gains bringing the RMS to TARGET_RMS (bounded by MAX_GAIN and PEAK_LIMIT),
+    rounded to float32 (as the stream stores them). Any finite amplitude gets a positive gain."""
+    rms = np.sqrt(sum_sq / max(n_samples, 1))
+    gain = np.where(rms > SILENT_RMS, TARGET_RMS / np.maximum(rms, SILENT_RMS), 1.0)
+    gain = np.minimum(gain, PEAK_LIMIT / np.maximum(peak, 1e-30))
+    gain = np.minimum(gain, MAX_GAIN)
+    return tuple(float(max(np.float32(g), np.float32(np.finfo(np.float32).smallest_subnormal)))
+                 for g in gain)
+
+
+class Stats:
+    """Running sum of squares, peak and length per channel over blocks ``[C, t]`` (in float64, so
+    that any finite float32 amplitude is measured without overflow)."""
+
+    def __init__(self, channels: int) -> None:
+        self.sum_sq = np.zeros(channels, dtype=np.float64)
+        self.peak = np.zeros(channels, dtype=np.float64)
+        self.n_samples = 0
+
+    def add(self, block: np.ndarray) -> None:
+        if block.shape[1] == 0:
+            return
+        self.sum_sq += np.einsum("ct,ct->c", block, block, dtype=np.float64)
+        self.peak = np.maximum(self.peak, np.maximum(block.max(axis=1), -block.min(axis=1)))
+        self.n_samples += block.shape[1]
+
+
+@contextlib.contextmanager
+def eval_mode(model: Codec) -> Iterator[None]:
+    """Run in eval mode (deterministic coding), restoring the model's train/eval flag afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 def window_frames(model: Codec, window: int | None, context: int | None) -> tuple[int, int]:
@@ -181,7 +222,7 @@ def encode_windows(model: Codec, blocks: Iterable[np.ndarray], n_samples: int, n
     import torch
 
     hop = model.config.hop_length
-    n_frames = -(-n_samples // hop)
+    n_frames = model.config.n_frames(n_samples)
     device = _device_of(model)
     audio = _Sliding(blocks)
     frame = 0  # first frame of the next window

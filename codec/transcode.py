@@ -17,11 +17,11 @@ import io
 import os
 from typing import BinaryIO
 
-from .bitstream import (StreamHeader, StreamInput, check_stream_output, iter_chunks, open_stream,
-                        read_header, write_stream)
+from .bitstream import StreamHeader, iter_chunks, read_header, write_stream
 from .checks import choose_stages
 from .errors import UsageError
 from .fileio import as_path, atomic_output, check_distinct, check_output
+from .streamfile import StreamInput, check_stream_output, open_stream
 
 
 def kept_stages(header: StreamHeader, bitrate_kbps: float | None = None,

@@ -16,11 +16,11 @@ from typing import Any
 
 import torch
 
-from .audio import atomic_output
+from .builder import build_codec
 from .config import ModelConfig, from_dict, to_dict
 from .errors import ConfigError, ModelError
+from .fileio import atomic_output
 from .model import Codec
-from .builder import build_codec
 
 FORMAT = "diveq-codec-model"
 FORMAT_VERSION = 1

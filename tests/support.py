@@ -1,6 +1,12 @@
-"""Test support shared by tests and scripts: cheap speech-like signals and an STFT loss."""
+"""Test support shared by tests and scripts: cheap speech-like signals, an STFT loss, and local
+multi-process training runs."""
 
 from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,3 +42,28 @@ def stft_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         B = torch.stft(b[:, 0], n, n // 4, window=w, return_complex=True).abs()
         loss = loss + (torch.log(A + 1e-5) - torch.log(B + 1e-5)).abs().mean() + (A - B).abs().mean()
     return loss
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _worker(rank: int, world_size: int, port: int, kwargs: dict[str, Any]) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size),
+                      RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from codec.train.loop import train
+
+    train(**kwargs)
+
+
+def launch_local(nprocs: int, recipe_path: Path, out: Path, **kwargs: Any) -> None:
+    """Run :func:`codec.train.loop.train` in ``nprocs`` local CPU processes (gloo) and wait, the way
+    torchrun would. Each process uses one thread. Raises if any process fails."""
+    import torch.multiprocessing as mp
+
+    args = {"recipe": Path(recipe_path), "out": Path(out), "device": "cpu", "progress": False,
+            **kwargs}
+    mp.spawn(_worker, args=(nprocs, _free_port(), args), nprocs=nprocs, join=True)

@@ -20,10 +20,11 @@ from hypothesis import strategies as st
 
 from codec import bitstream as bs
 from codec.bitstream import (
-    FORMAT_VERSION, HEADER_DICTIONARY, MAGIC, StreamHeader, decode_stream, describe, encode_stream,
+    FORMAT_VERSION, HEADER_DICTIONARY, MAGIC, StreamHeader, decode_stream, encode_stream,
     iter_chunks, pack_codes, read_header, unpack_codes, write_stream,
 )
 from codec.errors import BitstreamError, DiveqError
+from codec.streamfile import describe
 
 HASH = hashlib.sha256(b"weights").hexdigest()
 FUZZ = settings(max_examples=150, deadline=timedelta(seconds=2),

@@ -9,7 +9,8 @@ import torch
 import torch.multiprocessing as mp
 
 from codec.config import QuantizerConfig
-from codec.quantize import DiVeQStage, ResidualQuantizer, SFDiVeQStage, build_quantizer
+from codec.builder import build_quantizer
+from codec.quantize import DiVeQStage, SFDiVeQStage
 from codec.quantize.functional import diveq, nearest_code, segment_points, sf_diveq
 
 
@@ -133,7 +134,7 @@ def _ddp_worker(rank: int, port: int, out_dir: str) -> None:
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     torch.manual_seed(100 + rank)  # different data and randomness on each rank
-    q = ResidualQuantizer(4, QuantizerConfig(n_codebooks=2, codebook_size=16, codebook_dim=4,
+    q = build_quantizer(4, QuantizerConfig(n_codebooks=2, codebook_size=16, codebook_dim=4,
                                              replace_interval=2, dropout=0.0)).train()
     for _ in range(7):
         q(torch.randn(2, 4, 30) * (rank + 1))
@@ -177,7 +178,7 @@ def test_residual_quantizer_interface(kind, reparam):
 
 @pytest.mark.parametrize("codebook_dim", [8, 3])  # full latent, and factorised (orthonormal projections)
 def test_residual_norm_never_grows_stage_by_stage(codebook_dim):
-    q = ResidualQuantizer(8, QuantizerConfig(n_codebooks=6, codebook_size=64,
+    q = build_quantizer(8, QuantizerConfig(n_codebooks=6, codebook_size=64,
                                              codebook_dim=codebook_dim)).train()
     latent = torch.randn(8, 8, 50)
     q(latent)  # codebooks initialised from these residuals

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from codec.config import QuantizerConfig
-from codec.quantize import ResidualQuantizer, build_quantizer
+from codec.builder import build_quantizer
+from codec.quantize import ResidualQuantizer
 from codec.quantize.functional import diveq, nearest_code
 
 D, K, SIZE = 16, 12, 1024
@@ -19,7 +20,7 @@ D, K, SIZE = 16, 12, 1024
 
 def _initialised(reparam: str, noise_std: float = 1e-3) -> tuple[ResidualQuantizer, torch.Tensor]:
     torch.manual_seed(0)
-    q = ResidualQuantizer(D, QuantizerConfig(n_codebooks=K, codebook_size=SIZE, codebook_dim=D,
+    q = build_quantizer(D, QuantizerConfig(n_codebooks=K, codebook_size=SIZE, codebook_dim=D,
                                              reparam=reparam, noise_std=noise_std, dropout=0.0,
                                              replace_interval=0)).train()
     latent = torch.randn(16, D, 256)  # 4096 frames
@@ -91,7 +92,7 @@ def test_keeping_reparameterised_outputs_in_the_residual_telescopes_to_straight_
 @pytest.mark.parametrize("kind", ["diveq", "sfdiveq"])
 def test_warmup_initialises_every_stage_from_the_residual_earlier_stages_leave(kind):
     torch.manual_seed(0)
-    q = ResidualQuantizer(D, QuantizerConfig(kind=kind, n_codebooks=4, codebook_size=64, codebook_dim=D,
+    q = build_quantizer(D, QuantizerConfig(kind=kind, n_codebooks=4, codebook_size=64, codebook_dim=D,
                                              warmup_steps=3, dropout=0.0)).train()
     for _ in range(3):
         latent = torch.randn(8, D, 64)

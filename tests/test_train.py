@@ -22,9 +22,10 @@ import torch
 
 from codec.errors import ConfigError, TrainingError, UsageError
 from codec.train import checkpoint as ckpt
-from codec.train import loop
+from codec.train import loop, objective
 from codec.train.batches import build_validation_clips
 from codec.train.recipe import load_recipe, recipe_from_json
+from codec.train.state import load_initial_weights
 from codec.train.validation import validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,7 +177,7 @@ def test_run_directory_rules(reference_run: Path, tmp_path: Path) -> None:
 
 def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path: Path, monkeypatch,
                                                     one_thread) -> None:
-    real = loop._reconstruction_terms
+    real = objective.reconstruction_terms
 
     class PoisonedMel(torch.nn.Module):
         def __init__(self, inner):
@@ -193,7 +194,7 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path: Path, monkeypatch,
         terms["mel"] = PoisonedMel(terms["mel"])
         return terms
 
-    monkeypatch.setattr(loop, "_reconstruction_terms", poisoned)
+    monkeypatch.setattr(objective, "reconstruction_terms", poisoned)
     with pytest.raises(TrainingError, match="non-finite loss"):
         loop.train(DEBUG, tmp_path, progress=False, threads=1)
     assert ckpt.load_checkpoint(tmp_path / ckpt.LAST)["step"] == 4
@@ -254,7 +255,7 @@ def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path: Path) -> None:
 
 
 def test_two_process_ddp_ranks_agree(tmp_path: Path) -> None:
-    from codec.train.distributed import launch_local
+    from support import launch_local
 
     launch_local(2, DEBUG, tmp_path, max_steps=14)  # includes one GAN step
     start, stop = _records(tmp_path, "start")[0], _records(tmp_path, "stop")[-1]
@@ -314,7 +315,7 @@ def test_init_from_starts_a_new_run_from_exported_weights(reference_run: Path, t
     q = dataclasses.replace(recipe.model.quantizer, dropout=0.0, replace_interval=3)
     tuned = recipe.replace(model=dataclasses.replace(recipe.model, quantizer=q))
     model = build_codec(tuned.model)
-    loop._load_initial_weights(model, exported, tuned)
+    load_initial_weights(model, exported, tuned)
     source = load_model_file(exported).state_dict()
     assert all(torch.equal(model.state_dict()[k], source[k]) for k in source)
 

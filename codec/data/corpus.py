@@ -23,12 +23,13 @@ import subprocess
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import TrainingError
+from .packages import PACKAGES, Job, fetch_package
 from .sentences import corpus_sentences, utterance
 
 MANIFEST_COLUMNS = ("file", "source", "language", "speaker", "duration", "licence", "split")
@@ -56,152 +57,6 @@ class SynthSpec:
     sentences: tuple[str, ...] | None = None
 
 
-@dataclasses.dataclass(frozen=True)
-class _Job:
-    """One output file: decode/convert ``src`` (a path, or text for the synthesisers)."""
-
-    kind: str  # "file" | "g722" | "espeak" | "flite"
-    src: str
-    out: str  # relative to the corpus folder
-    source: str
-    language: str
-    speaker: str
-    licence: str
-    args: tuple[str, ...] = ()
-
-
-# ---------------------------------------------------------------------------------------------
-# Real speech: Debian packages
-# ---------------------------------------------------------------------------------------------
-
-def _asterisk_jobs(root: Path) -> list[_Job]:
-    jobs = []
-    base = root / "usr/share/asterisk/sounds"
-    for path in sorted(base.rglob("*.g722")):
-        rel = path.relative_to(base)
-        if "silence" in rel.parts[:-1]:
-            continue
-        voice = rel.parts[0]  # e.g. en_US_f_Allison; Allison speaks both en and es
-        lang, person = voice.split("_")[0], voice.split("_")[-1]
-        licence = "CC-BY-3.0" if lang == "ru" else "CC-BY-SA-3.0"
-        jobs.append(_Job("g722", str(path), f"audio/asterisk/{rel.with_suffix('.wav').as_posix()}",
-                         "asterisk", lang, f"asterisk-{person}", licence))
-    return jobs
-
-
-def _fillets_jobs(root: Path) -> list[_Job]:
-    jobs = []
-    base = root / "usr/share/games/fillets-ng/sound"
-    for path in sorted(base.glob("*/*/*.ogg")):
-        level, lang = path.parent.parent.name, path.parent.name
-        if lang not in ("cs", "nl"):
-            continue
-        parts = path.stem.split("-")
-        who = parts[1] if len(parts) > 1 else ""
-        speaker = f"fillets-{lang}-{who}" if who in ("m", "v") else f"fillets-{lang}-{level}-minor"
-        rel = path.relative_to(base).with_suffix(".wav").as_posix()
-        jobs.append(_Job("file", str(path), f"audio/fillets/{rel}", "fillets", lang, speaker,
-                         "GPL-2"))
-    return jobs
-
-
-def _tuxpaint_jobs(root: Path) -> list[_Job]:
-    jobs = []
-    base = root / "usr/share/tuxpaint/stamps"
-    for path in sorted(base.rglob("*_desc_*.ogg")):
-        lang = path.name.split("_desc_")[-1].split(".")[0]
-        rel = path.relative_to(base).as_posix()
-        out = f"audio/tuxpaint/{rel.removesuffix('.ogg').replace('.', '_')}.wav"
-        jobs.append(_Job("file", str(path), out, "tuxpaint", lang, f"tuxpaint-{lang}", "GPL-2"))
-    return jobs
-
-
-def _per_language_jobs(base: Path, source: str, pattern: str, licence: str) -> list[_Job]:
-    jobs, seen = [], set()
-    for path in sorted(base.glob(pattern)):
-        if path.suffix.lower() not in (".ogg", ".wav", ".opus", ".flac") or not path.is_file():
-            continue
-        real = path.resolve()
-        if real in seen:  # symlinked duplicates (e.g. sr@latin -> sr)
-            continue
-        seen.add(real)
-        lang = path.relative_to(base).parts[0]
-        rel = path.relative_to(base).with_suffix(".wav").as_posix()
-        jobs.append(_Job("file", str(path), f"audio/{source}/{rel}", source, lang,
-                         f"{source}-{lang}", licence))
-    return jobs
-
-
-def _klettres_jobs(root: Path) -> list[_Job]:
-    return _per_language_jobs(root / "usr/share/klettres", "klettres", "*/*/*", "GPL-2+")
-
-
-def _ktuberling_jobs(root: Path) -> list[_Job]:
-    return _per_language_jobs(root / "usr/share/ktuberling/sounds", "ktuberling", "*/*", "GPL-2+")
-
-
-# package -> function listing its jobs from the extracted root
-PACKAGES: dict[str, Callable[[Path], list[_Job]]] = {
-    "asterisk-core-sounds-en-g722": _asterisk_jobs,
-    "asterisk-core-sounds-es-g722": _asterisk_jobs,
-    "asterisk-core-sounds-fr-g722": _asterisk_jobs,
-    "asterisk-core-sounds-ru-g722": _asterisk_jobs,
-    "fillets-ng-data-cs": _fillets_jobs,
-    "fillets-ng-data-nl": _fillets_jobs,
-    "tuxpaint-stamps-default": _tuxpaint_jobs,
-    "klettres-data": _klettres_jobs,
-    "ktuberling-data": _ktuberling_jobs,
-}
-
-
-def fetch_package(name: str, cache_dir: Path, log: Callable[[str], None] = print) -> Path | None:
-    """``apt-get download`` + ``dpkg -x`` package ``name`` into ``cache_dir/root/<name>``.
-
-    Returns the extracted root, or None (with a warning) when the package cannot be had.
-    Runs ``apt-get update`` once if the first download fails.
-    """
-    root = cache_dir / "root" / name
-    if (root / ".extracted").exists():
-        return root
-    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
-        warnings.warn(f"apt-get/dpkg not found: skipping {name}", stacklevel=2)
-        return None
-    debs = cache_dir / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    for attempt in range(2):
-        for old in debs.glob(f"{name}_*.deb"):
-            old.unlink()
-        res = subprocess.run(["apt-get", "download", "-q", name], cwd=debs,
-                             capture_output=True, text=True)
-        found = sorted(debs.glob(f"{name}_*.deb"))
-        if res.returncode == 0 and found:
-            break
-        if attempt == 0 and not _APT_UPDATED:
-            log(f"apt-get download {name} failed; running apt-get update")
-            subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True)
-            _APT_UPDATED.append(True)
-            continue
-        warnings.warn(f"cannot download Debian package {name} ({res.stderr.strip()[-200:]}): "
-                      f"skipping it", stacklevel=2)
-        return None
-    tmp = cache_dir / "root" / f".{name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    res = subprocess.run(["dpkg", "-x", str(found[-1]), str(tmp)], capture_output=True, text=True)
-    if res.returncode != 0:
-        warnings.warn(f"dpkg -x {found[-1].name} failed: skipping {name}", stacklevel=2)
-        shutil.rmtree(tmp, ignore_errors=True)
-        return None
-    shutil.rmtree(root, ignore_errors=True)
-    tmp.rename(root)
-    (root / ".extracted").touch()
-    found[-1].unlink()  # the extracted tree is the cache
-    return root
-
-
-_APT_UPDATED: list[bool] = []
-
-
 # ---------------------------------------------------------------------------------------------
 # Synthesised speech
 # ---------------------------------------------------------------------------------------------
@@ -210,7 +65,7 @@ def _stable_rng(*key: str) -> random.Random:
     return random.Random(int.from_bytes(hashlib.sha1("|".join(key).encode()).digest()[:8], "big"))
 
 
-def _synth_jobs(spec: SynthSpec) -> list[_Job]:
+def _synth_jobs(spec: SynthSpec) -> list[Job]:
     sentences = spec.sentences if spec.sentences is not None else corpus_sentences()
     jobs = []
     if shutil.which("espeak-ng") is None and spec.espeak_voices:
@@ -221,9 +76,9 @@ def _synth_jobs(spec: SynthSpec) -> list[_Job]:
                 name = f"{voice}+{variant}" if variant else voice
                 rng = _stable_rng("espeak", name)
                 for u in range(spec.espeak_utterances):
-                    args = ("-p", str(rng.randint(25, 75)), "-s", str(rng.randint(125, 195)),
+                    args: tuple[str, ...] = ("-p", str(rng.randint(25, 75)), "-s", str(rng.randint(125, 195)),
                             "-g", str(rng.choice((0, 0, 1, 2))))
-                    jobs.append(_Job("espeak", utterance(rng, sentences),
+                    jobs.append(Job("espeak", utterance(rng, sentences),
                                      f"audio/espeak/{name}/{u:04d}.wav", "espeak",
                                      voice.split("-")[0], f"espeak-{name}",
                                      "generated (espeak-ng, GPL-3.0+)", (name, *args)))
@@ -236,7 +91,7 @@ def _synth_jobs(spec: SynthSpec) -> list[_Job]:
                 pitch = rng.randint(150, 230) if voice == "slt" else rng.randint(85, 190)
                 args = ("--setf", f"duration_stretch={rng.uniform(0.8, 1.3):.2f}",
                         "--setf", f"int_f0_target_mean={pitch}")
-                jobs.append(_Job("flite", utterance(rng, sentences),
+                jobs.append(Job("flite", utterance(rng, sentences),
                                  f"audio/flite/{voice}/{u:04d}.wav", "flite", "en",
                                  f"flite-{voice}", "generated (flite, BSD-style)", (voice, *args)))
     return jobs
@@ -268,7 +123,7 @@ def _read_any(path: str, sample_rate: int) -> np.ndarray:
     return np.asarray(mono, dtype=np.float32)
 
 
-def _synthesise(job: _Job, sample_rate: int) -> np.ndarray:
+def _synthesise(job: Job, sample_rate: int) -> np.ndarray:
     with tempfile.TemporaryDirectory(prefix="diveq-synth-") as tmp:
         wav = os.path.join(tmp, "out.wav")
         if job.kind == "espeak":
@@ -290,7 +145,7 @@ def _is_silent(audio: np.ndarray, sample_rate: int) -> bool:
     return float(10 * np.log10(energy.max() + 1e-20)) < SILENCE_DB
 
 
-def _convert(job: _Job, out_dir: str, sample_rate: int) -> tuple[_Job, float | None, str]:
+def _convert(job: Job, out_dir: str, sample_rate: int) -> tuple[Job, float | None, str]:
     """Make one output file; returns (job, duration or None if dropped, message)."""
     import soundfile as sf
 
@@ -340,7 +195,7 @@ def assign_splits(rows: list[dict[str, str]], valid_fraction: float = 0.05) -> N
         order = sorted(speakers, key=lambda s: hashlib.sha1(f"{source}|{s}".encode()).hexdigest())
         small = [s for s in order if speakers[s] <= 2 * valid_fraction * total]
         if len(small) < k:
-            small += [s for s in sorted(speakers, key=speakers.get) if s not in small]
+            small += [s for s in sorted(speakers, key=lambda s: speakers[s]) if s not in small]
         held.update((source, s) for s in small[:k])
     for row in rows:
         row["split"] = "valid" if (row["source"], row["speaker"]) in held else "train"
@@ -398,7 +253,7 @@ def build_corpus(out_dir: Path, sample_rate: int = 16000, synth: bool = True, jo
     log = (lambda msg: print(msg, flush=True)) if progress else (lambda msg: None)
     start = time.monotonic()
 
-    todo: list[_Job] = []
+    todo: list[Job] = []
     if real:
         for name, lister in PACKAGES.items():
             root = fetch_package(name, cache_dir, log)
@@ -443,7 +298,7 @@ def build_corpus(out_dir: Path, sample_rate: int = 16000, synth: bool = True, jo
     return manifest
 
 
-def _map(todo: list[_Job], out_dir: str, sample_rate: int, jobs: int):
+def _map(todo: list[Job], out_dir: str, sample_rate: int, jobs: int):
     if jobs <= 1:
         for job in todo:
             yield _convert(job, out_dir, sample_rate)

@@ -38,7 +38,7 @@ PESQ_SAMPLE_RATE = 16000
 # ------------------------------------------------------------------------------------ mel scales
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mel_scales(sample_rate: int) -> tuple[tuple[int, int], ...]:
     """The ``(window_length, n_mels)`` pairs of the mel distance at ``sample_rate`` (module doc)."""
     import librosa
@@ -47,7 +47,7 @@ def mel_scales(sample_rate: int) -> tuple[tuple[int, int], ...]:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     ratio = float(librosa.hz_to_mel(sample_rate / 2.0) / librosa.hz_to_mel(22050.0))
     scales = []
-    for window, base in zip(MEL_WINDOW_LENGTHS, DAC_N_MELS):
+    for window, base in zip(MEL_WINDOW_LENGTHS, DAC_N_MELS, strict=True):
         n_mels = max(1, round(base * min(ratio, 1.0)))
         while n_mels > 1 and _has_empty_band(sample_rate, window, n_mels):
             n_mels -= 1
@@ -59,7 +59,7 @@ def _has_empty_band(sample_rate: int, n_fft: int, n_mels: int) -> bool:
     return bool((_mel_filters(sample_rate, n_fft, n_mels).max(axis=1) <= 0).any())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mel_filters(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     """Slaney mel filterbank ``[n_mels, n_fft // 2 + 1]`` float64 (read-only, cached)."""
     import librosa

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import atomic_output
 from ..errors import AudioError, UsageError
+from ..fileio import atomic_output
 from .metrics import score
 
 AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac", ".ogg")
@@ -187,7 +187,7 @@ def measure(ref_files: Sequence[Path], systems: Sequence[System], *, sample_rate
             if progress is not None:
                 progress(done, total, f"{system.name} {system.kbps:g} kbps: {Path(path).name}")
 
-    summaries = tuple(_summarise(s, scores) for s, scores in zip(systems, per_system))
+    summaries = tuple(_summarise(s, scores) for s, scores in zip(systems, per_system, strict=True))
     return Results(sample_rate=sample_rate, files=tuple(str(p) for p in ref_files),
                    total_duration_s=float(sum(durations)), systems=summaries,
                    notes=tuple(notes), outputs=())

@@ -1,9 +1,11 @@
-"""Types shared by every quantizer: the result of a forward pass and per-stage usage statistics."""
+"""Types shared by every quantizer: the interface (:class:`Quantizer`), the result of a forward pass
+and per-stage usage statistics."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
 
@@ -11,8 +13,8 @@ import torch
 class QuantizerOutput(NamedTuple):
     """What a residual quantizer returns; the fields never change with flags.
 
-    quantized: [B, D, T] quantized latent (the decoder's input).
-    codes: [B, K, T] int64 code indices of the stages computed (K = all stages in training,
+    quantized: [B, D, F] quantized latent (the decoder's input).
+    codes: [B, K, F] int64 code indices of the stages computed (K = all stages in training,
         the requested number in eval).
     aux_loss: scalar; the STE baseline's weighted commitment + codebook losses, 0 for DiVeQ/SF-DiVeQ.
     n_codebooks: [B] int64, stages each item used (quantizer dropout varies it in training).
@@ -50,12 +52,45 @@ class StageUsage:
 
 
 def usage_from_counts(stage: int, counts: torch.Tensor) -> StageUsage:
-    """StageUsage from selection counts [codebook_size] (one host transfer)."""
+    """StageUsage from selection counts [codebook_size] (one host transfer): usage = share of codes
+    selected at least once, perplexity = exp(entropy of the selection frequencies). The one place
+    the project computes them."""
     counts = counts.detach().double().cpu()
     total = float(counts.sum())
     if total == 0:
         return StageUsage(stage, 0.0, 0.0, 0)
     p = counts / total
     entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
-    return StageUsage(stage, float((counts > 0).double().mean()), float(torch.tensor(entropy).exp()),
-                      int(total))
+    return StageUsage(stage, float((counts > 0).double().mean()), math.exp(entropy), int(total))
+
+
+def usage_from_codes(codes: torch.Tensor, codebook_size: int) -> list[StageUsage]:
+    """StageUsage of each stage of codes ``[K, N]`` (any N codes per stage)."""
+    codes = codes.detach().cpu()
+    return [usage_from_counts(k, torch.bincount(codes[k].reshape(-1), minlength=codebook_size))
+            for k in range(codes.shape[0])]
+
+
+@runtime_checkable
+class Quantizer(Protocol):
+    """What every residual quantizer offers (an ``nn.Module``); codes are ``[B, K, F]`` int64, latents
+    ``[B, D, F]``.
+
+    n_codebooks: the stages it has (K at most). codebook_size: codes per stage.
+    ``__call__(latent, n_codebooks=None)``: the forward pass (quantizer dropout in training when
+    ``n_codebooks`` is None). ``encode`` / ``decode``: latent <-> codes of the first n stages.
+    ``usage_stats`` / ``reset_usage``: codebook use in training since the last reset.
+    """
+
+    n_codebooks: int
+    codebook_size: int
+
+    def __call__(self, latent: torch.Tensor, n_codebooks: int | None = None) -> QuantizerOutput: ...
+
+    def encode(self, latent: torch.Tensor, n_codebooks: int | None = None) -> torch.Tensor: ...
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor: ...
+
+    def usage_stats(self) -> list[StageUsage]: ...
+
+    def reset_usage(self) -> None: ...

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from .functional import diveq, nearest_code
 from .base import StageOutput
+from .functional import diveq, nearest_code
 from .stage import CodebookStage, distributed_ready, sample_rows
 
 

@@ -39,56 +39,73 @@ number of stages.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
-from ..config import QuantizerConfig
 from .base import QuantizerOutput, StageUsage
 from .diveq import DiVeQStage
 from .functional import directional_step
 from .sfdiveq import SFDiVeQStage
-
+from .stage import CodebookStage
 
 WARMUP_FRAMES = 4096  # latent frames kept during the warm-up for initialising the stages
 
 
 class ResidualQuantizer(nn.Module):
-    """DiVeQ / SF-DiVeQ residual vector quantizer.
+    """DiVeQ / SF-DiVeQ residual vector quantizer (``codec.builder.build_quantizer`` makes one from a
+    ``QuantizerConfig``, whose docstring explains each setting).
 
     Args:
         input_dim: D, the latent dimension.
-        config: quantizer settings (kind must be "diveq" or "sfdiveq").
+        n_codebooks, codebook_size, codebook_dim: K stages of ``codebook_size`` codes each, quantizing
+            in ``codebook_dim`` dimensions (<= D).
+        kind: ``diveq`` or ``sfdiveq`` (every stage). noise_std: the directional noise's deviation.
+        reparam: ``on_sum`` or ``per_stage``. lookup: ``euclidean`` or ``cosine``.
+        dropout: fraction of a training batch that uses a random number of stages.
+        replace_interval, dead_min_count, replace_source: DiVeQ's dead-code restarts.
+        warmup_steps: steps that pass the latent through before the stages initialise.
+        sf_inference: SF-DiVeQ's transmitted code, ``midpoint`` or ``vertex``.
     """
 
-    def __init__(self, input_dim: int, config: QuantizerConfig) -> None:
+    def __init__(self, input_dim: int, n_codebooks: int, codebook_size: int, codebook_dim: int, *,
+                 kind: str, noise_std: float, reparam: str, lookup: str, dropout: float,
+                 replace_interval: int, dead_min_count: int, replace_source: str, warmup_steps: int,
+                 sf_inference: str) -> None:
         super().__init__()
-        if config.kind not in ("diveq", "sfdiveq"):
-            raise ValueError(f"ResidualQuantizer handles diveq/sfdiveq, not {config.kind!r}")
-        if config.codebook_dim > input_dim:
-            raise ValueError(f"codebook_dim {config.codebook_dim} exceeds the latent dim {input_dim}")
-        self.config = config
+        if kind not in ("diveq", "sfdiveq"):
+            raise ValueError(f"ResidualQuantizer handles diveq/sfdiveq, not {kind!r}")
+        if codebook_dim > input_dim:
+            raise ValueError(f"codebook_dim {codebook_dim} exceeds the latent dim {input_dim}")
         self.input_dim = input_dim
-        self.n_codebooks = config.n_codebooks
-        self.codebook_size = config.codebook_size
-        if config.codebook_dim < input_dim:  # orthonormalised by QR at every use (cheap: [D, d])
+        self.n_codebooks = n_codebooks
+        self.codebook_size = codebook_size
+        self.noise_std = noise_std
+        self.per_stage = reparam == "per_stage"
+        self.dropout = dropout
+        self.warmup_steps = warmup_steps
+        if codebook_dim < input_dim:  # orthonormalised by QR at every use (cheap: [D, d])
             self.projection_weight: nn.Parameter | None = nn.Parameter(
-                torch.randn(config.n_codebooks, config.codebook_dim, input_dim) / input_dim ** 0.5)
+                torch.randn(n_codebooks, codebook_dim, input_dim) / input_dim ** 0.5)
         else:
             self.register_parameter("projection_weight", None)
-        cosine = config.lookup == "cosine"
+        cosine = lookup == "cosine"
         stages: list[nn.Module] = []
-        for _ in range(config.n_codebooks):
-            if config.kind == "diveq":
-                stages.append(DiVeQStage(config.codebook_size, config.codebook_dim, config.noise_std,
-                                         cosine, config.replace_interval, config.dead_min_count,
-                                         config.replace_source))
+        for _ in range(n_codebooks):
+            if kind == "diveq":
+                stages.append(DiVeQStage(codebook_size, codebook_dim, noise_std, cosine,
+                                         replace_interval, dead_min_count, replace_source))
             else:
-                stages.append(SFDiVeQStage(config.codebook_size, config.codebook_dim, config.noise_std,
-                                           cosine, config.sf_inference))
+                stages.append(SFDiVeQStage(codebook_size, codebook_dim, noise_std, cosine, sf_inference))
         self.stages = nn.ModuleList(stages)
         self._warmup_frames: list[torch.Tensor] = []  # recent latent rows during the warm-up
 
     # ---- helpers ------------------------------------------------------------------------------
+    def _stages(self) -> list[CodebookStage]:
+        """The stages (a typed view of ``self.stages``)."""
+        return cast(list[CodebookStage], list(self.stages))
+
     def _check_n(self, n_codebooks: int | None) -> int:
         n = self.n_codebooks if n_codebooks is None else int(n_codebooks)
         if not 1 <= n <= self.n_codebooks:
@@ -119,7 +136,7 @@ class ResidualQuantizer(nn.Module):
 
     def _sample_n(self, batch: int, device: torch.device) -> torch.Tensor:
         n = torch.full((batch,), self.n_codebooks, dtype=torch.long, device=device)
-        n_drop = int(round(batch * self.config.dropout))
+        n_drop = int(round(batch * self.dropout))
         if n_drop:
             who = torch.randperm(batch, device=device)[:n_drop]
             n[who] = torch.randint(1, self.n_codebooks + 1, (n_drop,), device=device)
@@ -128,7 +145,7 @@ class ResidualQuantizer(nn.Module):
     # ---- warm-up ----------------------------------------------------------------------------
     @property
     def initialized(self) -> bool:
-        return all(stage._host_initialized for stage in self.stages)
+        return all(stage._host_initialized for stage in self._stages())
 
     @torch.no_grad()
     def _warm_up(self, x: torch.Tensor) -> bool:
@@ -136,9 +153,9 @@ class ResidualQuantizer(nn.Module):
         (the step only collects frames), False once every stage is initialised."""
         if self.initialized:
             return False
-        step = self.stages[0]._host_step
-        if step < self.config.warmup_steps:
-            for stage in self.stages:
+        step = self._stages()[0]._host_step
+        if step < self.warmup_steps:
+            for stage in self._stages():
                 stage._advance()
             self._warmup_frames.append(x.detach()[torch.randperm(x.shape[0], device=x.device)[:512]])
             while len(self._warmup_frames) > 1 and \
@@ -154,7 +171,7 @@ class ResidualQuantizer(nn.Module):
     def initialize(self, frames: torch.Tensor) -> None:
         """Initialise stage k from the residual stages 0..k-1 leave on latent frames [N, D]."""
         residual = frames.float()
-        for stage, P in zip(self.stages, self._stage_projections()):
+        for stage, P in zip(self._stages(), self._stage_projections(), strict=True):
             z = self._down(residual, P)
             stage.initialize(z)
             residual = residual - self._up(stage.decode(stage.encode(z)), P)
@@ -164,10 +181,10 @@ class ResidualQuantizer(nn.Module):
         """Quantize a latent.
 
         Args:
-            latent: [B, D, T].
+            latent: [B, D, F].
             n_codebooks: stages to use for every item; None = all in eval, quantizer dropout in training.
         Returns:
-            QuantizerOutput (codes [B, K, T] with K = all stages in training, n in eval; during the
+            QuantizerOutput (codes [B, K, F] with K = all stages in training, n in eval; during the
             warm-up the latent itself and zero codes).
         """
         B, D, T = latent.shape
@@ -176,7 +193,7 @@ class ResidualQuantizer(nn.Module):
             zero = latent.new_zeros(())
             n = torch.full((B,), codes.shape[1], dtype=torch.long, device=latent.device)
             return QuantizerOutput(self.decode(codes), codes, zero, n)
-        if n_codebooks is None and self.config.dropout > 0:
+        if n_codebooks is None and self.dropout > 0:
             n_items = self._sample_n(B, latent.device)
         else:
             n_items = torch.full((B,), self._check_n(n_codebooks), dtype=torch.long, device=latent.device)
@@ -185,12 +202,12 @@ class ResidualQuantizer(nn.Module):
             codes = torch.zeros(B, self.n_codebooks, T, dtype=torch.long, device=latent.device)
             return QuantizerOutput(latent, codes, latent.new_zeros(()), n_items)
         row_n = n_items.repeat_interleave(T)
-        per_stage = self.config.reparam == "per_stage"
+        per_stage = self.per_stage
         residual = x.detach()
         points = torch.zeros_like(x)  # sum of the active stages' points, codebook gradients
         codebook_terms = torch.zeros_like(x)  # per_stage: value 0, own-direction codebook gradients
-        codes = []
-        for k, (stage, P) in enumerate(zip(self.stages, self._stage_projections())):
+        stage_codes: list[torch.Tensor] = []
+        for k, (stage, P) in enumerate(zip(self._stages(), self._stage_projections(), strict=True)):
             active = row_n > k
             mask = active[:, None].to(x.dtype)
             out = stage(self._down(residual, P), active)
@@ -199,34 +216,34 @@ class ResidualQuantizer(nn.Module):
             if per_stage:
                 codebook_terms = codebook_terms + self._up(out.reparam - out.reparam.detach(), P) * mask
             residual = residual - point.detach()
-            codes.append(out.codes)
+            stage_codes.append(out.codes)
         target = points.detach() if per_stage else points
-        quantized = x + directional_step(x, target, self.config.noise_std) + codebook_terms
+        quantized = x + directional_step(x, target, self.noise_std) + codebook_terms
         quantized = quantized.reshape(B, T, D).transpose(1, 2)
-        codes_t = torch.stack(codes, dim=0).reshape(self.n_codebooks, B, T).transpose(0, 1)
+        codes_t = torch.stack(stage_codes, dim=0).reshape(self.n_codebooks, B, T).transpose(0, 1)
         return QuantizerOutput(quantized, codes_t, latent.new_zeros(()), n_items)
 
     # ---- codes --------------------------------------------------------------------------------
     @torch.no_grad()
     def encode(self, latent: torch.Tensor, n_codebooks: int | None = None) -> torch.Tensor:
-        """[B, D, T] latent -> [B, n, T] int64 codes (greedy residual lookup)."""
+        """[B, D, F] latent -> [B, n, F] int64 codes (greedy residual lookup)."""
         n = self._check_n(n_codebooks)
         B, D, T = latent.shape
         residual = latent.transpose(1, 2).reshape(B * T, D)
         codes = []
-        for stage, P in zip(self.stages[:n], self._stage_projections()):
+        for stage, P in zip(self._stages()[:n], self._stage_projections(), strict=False):
             idx = stage.encode(self._down(residual, P))
             residual = residual - self._up(stage.decode(idx), P)
             codes.append(idx)
         return torch.stack(codes, dim=0).reshape(n, B, T).transpose(0, 1)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """[B, n, T] codes -> [B, D, T] quantized latent (sum of the n stages)."""
+        """[B, n, F] codes -> [B, D, F] quantized latent (sum of the n stages)."""
         B, n, T = codes.shape
         if not 1 <= n <= self.n_codebooks:
             raise ValueError(f"codes have {n} stages; this quantizer has 1..{self.n_codebooks}")
         out = None
-        for k, (stage, P) in enumerate(zip(self.stages[:n], self._stage_projections())):
+        for k, (stage, P) in enumerate(zip(self._stages()[:n], self._stage_projections(), strict=False)):
             q = self._up(stage.decode(codes[:, k].reshape(-1)), P)
             out = q if out is None else out + q
         assert out is not None
@@ -234,8 +251,8 @@ class ResidualQuantizer(nn.Module):
 
     # ---- statistics ---------------------------------------------------------------------------
     def usage_stats(self) -> list[StageUsage]:
-        return [stage.usage(k) for k, stage in enumerate(self.stages)]
+        return [stage.usage(k) for k, stage in enumerate(self._stages())]
 
     def reset_usage(self) -> None:
-        for stage in self.stages:
+        for stage in self._stages():
             stage.reset_usage()

@@ -31,6 +31,14 @@ class CodebookStage(nn.Module):
         buffer_size: how many recent input frames to keep (for restarts and warm-up).
     """
 
+    # buffers (registered in __init__)
+    initialized: torch.Tensor
+    step: torch.Tensor
+    usage_counts: torch.Tensor
+    interval_counts: torch.Tensor
+    frames: torch.Tensor
+    frames_filled: torch.Tensor
+
     def __init__(self, n_vectors: int, codebook_size: int, dim: int, buffer_size: int = 4096) -> None:
         super().__init__()
         self.codebook_size = codebook_size
@@ -108,7 +116,15 @@ class CodebookStage(nn.Module):
     def _init_from(self, frames: torch.Tensor) -> None:
         raise NotImplementedError
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+    def encode(self, z: torch.Tensor) -> torch.Tensor:
+        """Rows z [N, d] -> codes [N] int64 (subclasses)."""
+        raise NotImplementedError
+
+    def decode(self, idx: torch.Tensor) -> torch.Tensor:
+        """Codes [N] -> the points they stand for [N, d] (subclasses)."""
+        raise NotImplementedError
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         filled = state_dict.get(prefix + "frames_filled")
         if filled is not None:

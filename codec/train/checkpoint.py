@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..audio import atomic_output
 from ..errors import TrainingError
+from ..fileio import atomic_output
 
 FORMAT = "diveq-codec-checkpoint/1"
 LAST = "last.pt"

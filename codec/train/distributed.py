@@ -2,15 +2,13 @@
 
 Launch with ``torchrun --nproc_per_node N $(which diveq-codec) train RECIPE --out RUN_DIR`` (NCCL on
 GPUs, one device per process) or on CPU (gloo). Without torchrun's variables everything here is a
-no-op for a single process. :func:`launch_local` spawns N local processes (gloo) for tests.
+no-op for a single process. (Tests spawn local processes with ``tests/support.py:launch_local``.)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import socket
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -115,30 +113,3 @@ def gather_objects(obj: Any, info: DistInfo) -> list[Any]:
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _worker(rank: int, world_size: int, port: int, kwargs: dict[str, Any]) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    from .loop import train  # here, not at the top: loop imports this module
-
-    train(**kwargs)
-
-
-def launch_local(nprocs: int, recipe_path: Path, out: Path, **kwargs: Any) -> None:
-    """Run :func:`codec.train.loop.train` in ``nprocs`` local CPU processes (gloo) and wait.
-
-    Each process uses one thread. Raises if any process fails.
-    """
-    import torch.multiprocessing as mp
-
-    args = {"recipe": Path(recipe_path), "out": Path(out), "device": "cpu", "progress": False,
-            **kwargs}
-    mp.spawn(_worker, args=(nprocs, _free_port(), args), nprocs=nprocs, join=True)

@@ -25,7 +25,7 @@ def discriminator_loss(d_fake: Sequence[Sequence[torch.Tensor]],
     """Least-squares GAN loss of the discriminator: sum over sub-discriminators of
     ``mean(D(fake)^2) + mean((1 - D(real))^2)``; each entry is a list of feature maps, logits last."""
     loss = d_fake[0][-1].new_zeros((), dtype=torch.float32)
-    for fake, real in zip(d_fake, d_real):
+    for fake, real in zip(d_fake, d_real, strict=True):
         loss = loss + fake[-1].float().pow(2).mean() + (1 - real[-1].float()).pow(2).mean()
     return loss
 
@@ -36,9 +36,9 @@ def generator_losses(d_fake: Sequence[Sequence[torch.Tensor]],
     and the (detached) real's intermediate feature maps, summed over maps and sub-discriminators."""
     adv = d_fake[0][-1].new_zeros((), dtype=torch.float32)
     fm = adv.clone()
-    for fake, real in zip(d_fake, d_real):
+    for fake, real in zip(d_fake, d_real, strict=True):
         adv = adv + (1 - fake[-1].float()).pow(2).mean()
-        for f, r in zip(fake[:-1], real[:-1]):
+        for f, r in zip(fake[:-1], real[:-1], strict=True):
             fm = fm + (f.float() - r.detach().float()).abs().mean()
     return adv, fm
 

@@ -63,7 +63,7 @@ class PhaseLoss(nn.Module):
             y = reference.reshape(-1, reference.shape[-1]).float()
             total = x.new_zeros(())
             for i, window in enumerate(self.windows):
-                s_hat = self._stft(x, i, window)  # [N, F, frames] complex
+                s_hat = self._stft(x, i, window)  # [N, bins, frames] complex
                 with torch.no_grad():
                     s_ref = self._stft(y, i, window)
                 total = total + _phase_distance(s_hat, s_ref)
@@ -85,11 +85,11 @@ def _weighted_mean(distance: torch.Tensor, weight: torch.Tensor) -> torch.Tensor
 
 
 def _phase_distance(s_hat: torch.Tensor, s_ref: torch.Tensor) -> torch.Tensor:
-    """Sum of the two terms for one resolution; s_* ``[N, F, frames]`` complex."""
-    w = s_ref.abs().pow(MAGNITUDE_POWER)  # [N, F, frames]
+    """Sum of the two terms for one resolution; s_* ``[N, bins, frames]`` complex."""
+    w = s_ref.abs().pow(MAGNITUDE_POWER)  # [N, bins, frames]
     floor = RELATIVE_FLOOR * s_ref.abs().mean() + EPS
     p_hat, p_ref = _unit(s_hat, floor), _unit(s_ref, floor)
-    rel = p_hat * p_ref.conj()  # [N, F, frames]: unit phasor of the phase error per bin
+    rel = p_hat * p_ref.conj()  # [N, bins, frames]: unit phasor of the phase error per bin
     # group delay error: the phase error's step between neighbouring bins
     group_delay = _weighted_mean(1.0 - (rel[:, 1:] * rel[:, :-1].conj()).real,
                                  (w[:, 1:] * w[:, :-1]).sqrt())

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from ..config import ModelConfig, from_dict, to_dict
+import tomllib
+
+from ..config import ModelConfig, from_dict, require, to_dict
 from ..errors import ConfigError
 
 SYNTHETIC = "synthetic"
-
-
-def _check(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: {message}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,14 +43,14 @@ class DataConfig:
     synthetic_seconds: float = 4.0
 
     def __post_init__(self) -> None:
-        _check(len(self.sources) >= 1, "data.sources", "needs at least one source")
-        _check(self.segment_seconds > 0, "data.segment_seconds", "must be > 0")
-        _check(self.batch_size >= 1, "data.batch_size", "must be >= 1")
-        _check(self.num_workers >= 0, "data.num_workers", "must be >= 0")
-        _check(self.validation_items >= 1, "data.validation_items", "must be >= 1")
-        _check(self.validation_seconds > 0, "data.validation_seconds", "must be > 0")
-        _check(self.synthetic_clips >= 1, "data.synthetic_clips", "must be >= 1")
-        _check(self.synthetic_seconds >= self.segment_seconds, "data.synthetic_seconds",
+        require(len(self.sources) >= 1, "data.sources", "needs at least one source")
+        require(self.segment_seconds > 0, "data.segment_seconds", "must be > 0")
+        require(self.batch_size >= 1, "data.batch_size", "must be >= 1")
+        require(self.num_workers >= 0, "data.num_workers", "must be >= 0")
+        require(self.validation_items >= 1, "data.validation_items", "must be >= 1")
+        require(self.validation_seconds > 0, "data.validation_seconds", "must be > 0")
+        require(self.synthetic_clips >= 1, "data.synthetic_clips", "must be >= 1")
+        require(self.synthetic_seconds >= self.segment_seconds, "data.synthetic_seconds",
                "must be >= data.segment_seconds")
 
     @property
@@ -81,15 +77,15 @@ class OptimConfig:
     disc_grad_clip: float = 10.0
 
     def __post_init__(self) -> None:
-        _check(self.lr > 0, "optim.lr", "must be > 0")
-        _check(self.disc_lr > 0, "optim.disc_lr", "must be > 0")
-        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas",
+        require(self.lr > 0, "optim.lr", "must be > 0")
+        require(self.disc_lr > 0, "optim.disc_lr", "must be > 0")
+        require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas",
                "must be two numbers in [0, 1)")
-        _check(self.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
-        _check(0 < self.lr_decay <= 1, "optim.lr_decay", "must be in (0, 1]")
-        _check(self.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
-        _check(self.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
-        _check(self.disc_grad_clip >= 0, "optim.disc_grad_clip", "must be >= 0")
+        require(self.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+        require(0 < self.lr_decay <= 1, "optim.lr_decay", "must be in (0, 1]")
+        require(self.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
+        require(self.grad_clip >= 0, "optim.grad_clip", "must be >= 0")
+        require(self.disc_grad_clip >= 0, "optim.disc_grad_clip", "must be >= 0")
 
     def lr_factor(self, step: int) -> float:
         """Multiplier of the base learning rate at (0-based) ``step``."""
@@ -122,8 +118,8 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         for key in self.weights():
-            _check(getattr(self, key) >= 0, f"loss.{key}", "must be >= 0")
-        _check(bool(self.complex_windows) and all(w >= 8 and w % 4 == 0 for w in self.complex_windows),
+            require(getattr(self, key) >= 0, f"loss.{key}", "must be >= 0")
+        require(bool(self.complex_windows) and all(w >= 8 and w % 4 == 0 for w in self.complex_windows),
                "loss.complex_windows", "must be multiples of 4 and >= 8")
 
     def weights(self) -> dict[str, float]:
@@ -145,11 +141,11 @@ class DiscriminatorConfig:
     fft_sizes: tuple[int, ...] = (2048, 1024, 512)
 
     def __post_init__(self) -> None:
-        _check(all(p >= 1 for p in self.periods), "discriminator.periods", "must be >= 1")
-        _check(all(r >= 1 for r in self.rates), "discriminator.rates", "must be >= 1")
-        _check(all(f >= 16 and f % 4 == 0 for f in self.fft_sizes), "discriminator.fft_sizes",
+        require(all(p >= 1 for p in self.periods), "discriminator.periods", "must be >= 1")
+        require(all(r >= 1 for r in self.rates), "discriminator.rates", "must be >= 1")
+        require(all(f >= 16 and f % 4 == 0 for f in self.fft_sizes), "discriminator.fft_sizes",
                "must be multiples of 4 and >= 16")
-        _check(bool(self.periods or self.rates or self.fft_sizes), "discriminator",
+        require(bool(self.periods or self.rates or self.fft_sizes), "discriminator",
                "needs at least one of periods, rates, fft_sizes")
 
 
@@ -165,10 +161,10 @@ class ScheduleConfig:
     checkpoint_interval: int = 500
 
     def __post_init__(self) -> None:
-        _check(self.max_steps >= 1, "schedule.max_steps", "must be >= 1")
-        _check(self.gan_start_step >= 0, "schedule.gan_start_step", "must be >= 0")
+        require(self.max_steps >= 1, "schedule.max_steps", "must be >= 1")
+        require(self.gan_start_step >= 0, "schedule.gan_start_step", "must be >= 0")
         for key in ("log_interval", "validation_interval", "checkpoint_interval"):
-            _check(getattr(self, key) >= 1, f"schedule.{key}", "must be >= 1")
+            require(getattr(self, key) >= 1, f"schedule.{key}", "must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,14 +180,14 @@ class ValidationConfig:
     best_by: str = "mel_distance"
 
     def __post_init__(self) -> None:
-        _check(len(self.n_codebooks) >= 1 and all(n >= 1 for n in self.n_codebooks),
+        require(len(self.n_codebooks) >= 1 and all(n >= 1 for n in self.n_codebooks),
                "validation.n_codebooks", "needs at least one value >= 1")
-        _check(self.audio_samples >= 0, "validation.audio_samples", "must be >= 0")
-        _check(self.best_by in _BEST_BY, "validation.best_by",
+        require(self.audio_samples >= 0, "validation.audio_samples", "must be >= 0")
+        require(self.best_by in _BEST_BY, "validation.best_by",
                f"must be one of {', '.join(sorted(_BEST_BY))}")
-        _check(self.best_by != "pesq_wb" or self.pesq, "validation.best_by",
+        require(self.best_by != "pesq_wb" or self.pesq, "validation.best_by",
                "pesq_wb needs validation.pesq = true")
-        _check(self.best_by != "stoi" or self.stoi, "validation.best_by",
+        require(self.best_by != "stoi" or self.stoi, "validation.best_by",
                "stoi needs validation.stoi = true")
 
     def score(self, scores: dict[str, float]) -> float:
@@ -220,10 +216,10 @@ class Recipe:
 
     def __post_init__(self) -> None:
         too_many = [n for n in self.validation.n_codebooks if n > self.model.n_codebooks]
-        _check(not too_many, "validation.n_codebooks",
+        require(not too_many, "validation.n_codebooks",
                f"{too_many[0] if too_many else 0} exceeds model.quantizer.n_codebooks "
                f"{self.model.n_codebooks}")
-        _check(self.data.segment_seconds * self.model.sample_rate >= self.model.hop_length,
+        require(self.data.segment_seconds * self.model.sample_rate >= self.model.hop_length,
                "data.segment_seconds", "shorter than one frame")
 
     @property

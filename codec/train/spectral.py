@@ -45,7 +45,7 @@ class ComplexSTFTLoss(nn.Module):
             self.register_buffer(f"window_{i}", torch.hann_window(window), persistent=False)
 
     def compressed(self, x: torch.Tensor, index: int) -> torch.Tensor:
-        """Compressed complex STFT of ``x [N, T]`` at resolution ``index``: ``[N, F, frames]``."""
+        """Compressed complex STFT of ``x [N, T]`` at resolution ``index``: ``[N, bins, frames]``."""
         window = self.windows[index]
         spec = torch.stft(x, n_fft=window, hop_length=window // 4,
                           window=getattr(self, f"window_{index}"), center=True, pad_mode="reflect",

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
+from ..model import Codec
+from ..quantize.base import usage_from_codes
 from . import checkpoint as ckpt
+from . import distributed as ddp
 from .recipe import Recipe
+from .runlog import RunLog
+from .state import TrainState, checkpoint_payload
 
 
 @contextlib.contextmanager
@@ -24,7 +30,23 @@ def rng_isolated() -> Iterator[None]:
 
 
 @torch.no_grad()
-def validate(model: nn.Module, clips: Sequence[torch.Tensor], recipe: Recipe,
+def code_clips(model: Codec, clips: Sequence[torch.Tensor], n_codebooks: int,
+               device: torch.device) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+    """Encode and decode each clip (``[1, T]`` or ``[T]``) with ``n_codebooks`` stages (the model
+    in eval mode). Returns ([(reference, decoded) ``[1, 1, T]`` float32 per clip], every clip's codes
+    ``[n_codebooks, F_total]`` on the CPU, concatenated over time)."""
+    pairs, codes_all = [], []
+    for clip in clips:
+        x = clip.to(device).reshape(1, 1, -1)  # [1, 1, T]
+        codes = model.encode(x, n_codebooks=n_codebooks)  # [1, n, F]
+        y = model.decode(codes, length=x.shape[-1]).float()  # [1, 1, T]
+        pairs.append((x, y))
+        codes_all.append(codes[0].cpu())
+    return pairs, torch.cat(codes_all, dim=-1)
+
+
+@torch.no_grad()
+def validate(model: Codec, clips: Sequence[torch.Tensor], recipe: Recipe,
              device: torch.device) -> dict[str, float]:
     """Score the held-out clips at every ``validation.n_codebooks`` value.
 
@@ -42,13 +64,9 @@ def validate(model: nn.Module, clips: Sequence[torch.Tensor], recipe: Recipe,
     with rng_isolated():
         n_max = max(recipe.validation.n_codebooks)
         for n in recipe.validation.n_codebooks:
+            pairs, codes = code_clips(model, clips, n, device)
             scores: dict[str, list[float]] = {}
-            all_codes: list[torch.Tensor] = []
-            for clip in clips:
-                x = clip.to(device).unsqueeze(0)  # [1, 1, T]
-                codes = model.encode(x, n_codebooks=n)  # [1, n, F]
-                y = model.decode(codes, length=x.shape[-1]).float()  # [1, 1, T]
-                all_codes.append(codes[0])
+            for x, y in pairs:
                 scores.setdefault("mel_distance", []).append(float(mel(y, x)))
                 ref, deg = x[0, 0].cpu().double().numpy(), y[0, 0].cpu().double().numpy()
                 ref_a, deg_a = metrics.align(ref, deg, max_shift=int(0.05 * sr))
@@ -60,12 +78,51 @@ def validate(model: nn.Module, clips: Sequence[torch.Tensor], recipe: Recipe,
             for key, values in scores.items():
                 out[f"{key}@{n}"] = float(np.nanmean(values))
             if n == n_max:
-                codes_max = torch.cat(all_codes, dim=-1)  # [n_max, F_total]
-        size = recipe.model.codebook_size
-        for k in range(codes_max.shape[0]):
-            counts = torch.bincount(codes_max[k].cpu(), minlength=size).double()
-            p = counts / counts.sum()
-            out[f"usage@stage_{k}"] = float((counts > 0).double().mean())
-            out[f"perplexity@stage_{k}"] = float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
+                for usage in usage_from_codes(codes, recipe.model.codebook_size):
+                    out[f"usage@stage_{usage.stage}"] = usage.usage
+                    out[f"perplexity@stage_{usage.stage}"] = usage.perplexity
     model.train(was_training)
     return out
+
+
+def validate_and_keep_best(state: TrainState, clips: Sequence[torch.Tensor], recipe: Recipe,
+                            info: ddp.DistInfo, log: RunLog, best_path: Path) -> None:
+    """Rank 0 scores the held-out clips, logs codebook usage, and writes best.pt on a new best."""
+    if info.is_main:
+        model = state.codec
+        scores = validate(model, clips, recipe, info.device)
+        for usage in model.quantizer.usage_stats():
+            scores[f"train_usage@stage_{usage.stage}"] = float(usage.usage)
+            scores[f"train_perplexity@stage_{usage.stage}"] = float(usage.perplexity)
+        model.quantizer.reset_usage()
+        score = recipe.validation.score(scores)
+        is_best = score < state.best_score
+        if is_best:
+            state.best_score = score
+        log.write({"kind": "validation", "step": state.step, "time": time.time(), "best": is_best,
+                   "cpu_s": state.cpu_seconds, **scores})
+        if log.tb is not None and recipe.validation.audio_samples:
+            _log_audio(state, clips, recipe, info, log)
+        if is_best:
+            ckpt.save_checkpoint(best_path, checkpoint_payload(state, recipe, [ckpt.capture_rng()]))
+    ddp.barrier(info)
+    if info.enabled:  # every rank keeps the same best_score
+        t = torch.tensor([state.best_score], dtype=torch.float64, device=info.device)
+        torch.distributed.broadcast(t, src=0)
+        state.best_score = float(t.item())
+
+
+def _log_audio(state: TrainState, clips: Sequence[torch.Tensor], recipe: Recipe,
+               info: ddp.DistInfo, log: RunLog) -> None:
+    """TensorBoard: the first validation clips decoded at the most stages (the references once)."""
+    model = state.codec
+    n_max = max(recipe.validation.n_codebooks)
+    with torch.no_grad(), rng_isolated():
+        model.eval()
+        for i, clip in enumerate(clips[: recipe.validation.audio_samples]):
+            x = clip.to(info.device).unsqueeze(0)
+            y = model.decode(model.encode(x, n_codebooks=n_max), length=x.shape[-1])
+            log.audio(f"decoded/{i}", y, state.step, recipe.model.sample_rate)
+            if state.step <= recipe.schedule.validation_interval:
+                log.audio(f"reference/{i}", x, state.step, recipe.model.sample_rate)
+        model.train()

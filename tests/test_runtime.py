@@ -1,0 +1,111 @@
+"""The light runtime: with the ``[train]`` extras unimportable (a ``sys.meta_path`` blocker installed by
+a ``sitecustomize`` module), the API and the CLI still encode, decode, inspect and transcode with the
+built-in model, and the commands that need the extras say so in one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from codec.extras import INSTALL_HINT, TRAIN_MODULES
+
+SCRIPT = Path(sys.executable).parent / "diveq-codec"
+TIMEOUT = 240
+
+BLOCKER = textwrap.dedent(f"""
+    import importlib.abc
+    import sys
+
+    BLOCKED = {set(TRAIN_MODULES)!r}
+
+
+    class _Blocker(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ModuleNotFoundError(f"No module named {{name!r}} (blocked by the test)", name=name)
+            return None
+
+
+    sys.meta_path.insert(0, _Blocker())
+""")
+
+API_SCRIPT = textwrap.dedent("""
+    import sys
+
+    import numpy as np
+
+    from codec import api
+
+    model = api.load_model(None, "cpu")  # the built-in default model
+    t = np.arange(16000) / 16000
+    audio = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)[None]  # [1, T]
+    data = api.compress(model, audio, 16000, bitrate_kbps=3)
+    back, rate = api.decompress(data, model)
+    assert rate == 16000 and back.shape == audio.shape, (rate, back.shape)
+    assert len(api.transcode(data, n_codebooks=1)) < len(data)
+    imported = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+    print("ok", len(data), imported)
+""")
+
+
+@pytest.fixture(scope="module")
+def blocked_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    site = tmp_path_factory.mktemp("blocked-site")
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "COLUMNS": "200", "NO_COLOR": "1"}
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+
+
+def test_the_blocker_blocks(blocked_env: dict[str, str]) -> None:
+    probe = _run([sys.executable, "-c", "import dac"], blocked_env)
+    assert probe.returncode != 0 and "blocked by the test" in probe.stderr
+
+
+def test_api_codes_without_the_training_extras(blocked_env: dict[str, str]) -> None:
+    result = _run([sys.executable, "-c", "from sitecustomize import BLOCKED\n" + API_SCRIPT], blocked_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok ") and result.stdout.strip().endswith("[]"), result.stdout
+
+
+def test_cli_without_the_training_extras(blocked_env: dict[str, str], tmp_path: Path) -> None:
+    wav, dvq, back, low = (tmp_path / name for name in ("in.wav", "x.dvq", "back.wav", "low.dvq"))
+    t = np.arange(24000) / 16000
+    sf.write(wav, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000, subtype="PCM_16")
+    encode = _run([str(SCRIPT), "encode", str(wav), str(dvq), "--bitrate", "3"], blocked_env)
+    assert encode.returncode == 0, encode.stderr
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        decode, info, transcode = pool.map(lambda a: _run([str(SCRIPT), *a], blocked_env), (
+            ["decode", str(dvq), str(back)], ["info", str(dvq)],
+            ["transcode", str(dvq), str(low), "--bitrate", "1.5"]))
+    for result in (decode, info, transcode):
+        assert result.returncode == 0, result.stderr
+    assert sf.info(back).frames == 24000 and "16000 Hz" in info.stdout
+    assert low.stat().st_size < dvq.stat().st_size
+
+
+@pytest.mark.parametrize("command", [["train", "recipes/debug.toml", "--out", "{tmp}/run"],
+                                     ["eval", "{tmp}"], ["compare", "{tmp}/in.wav", "--out", "{tmp}/c"]])
+def test_commands_that_need_the_extras_say_how_to_install_them(blocked_env: dict[str, str],
+                                                               tmp_path: Path, command: list[str]) -> None:
+    root = Path(__file__).resolve().parents[1]
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command]
+    if args[0] == "train":
+        args[1] = str(root / args[1])
+    result = _run([str(SCRIPT), *args], blocked_env)
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and INSTALL_HINT in lines[0], lines[0]
+    assert not (tmp_path / "run").exists()
