@@ -8,7 +8,7 @@
 # Device mode (docs/gpu.md has the exact device.run call):
 #  1. installs the carried wheels (data/gpu_wheels) into /tmp/diveq_site when the image lacks one of
 #     soundfile, soxr, dac, librosa, pystoi, pesq; PYTHONPATH=/tmp/diveq_site:REPO (no `pip install -e .`).
-#  2. writes a recipe extending recipes/speech16k-cpu.toml: data.sources = the carried subset
+#  2. writes a recipe extending recipes/speech16k-stft.toml: data.sources = the carried subset
 #     (data/gpu_subset/manifest.csv, built by scripts/gpu_subset.py), batch 32, 8 loader workers,
 #     validation every 1000 steps, checkpoint every 500; PESQ / STOI off if pesq / pystoi won't import.
 #  3. trains with --device cuda --max-minutes MINUTES (default 8.5, cut so the whole script ends within
@@ -20,7 +20,7 @@
 #     ends with the sha256 of last.pt, to check the reassembled file.
 #
 # Environment (device mode): OUT (required), PYTHON (python3), GPU_TRAIN_DEVICE (cuda),
-# GPU_BASE_RECIPE (recipes/speech16k-cpu.toml), GPU_SUBSET (data/gpu_subset/manifest.csv),
+# GPU_BASE_RECIPE (recipes/speech16k-stft.toml), GPU_SUBSET (data/gpu_subset/manifest.csv),
 # GPU_WHEELS (data/gpu_wheels), GPU_RESUME_FROM (data/gpu_run), GPU_BATCH (32), GPU_WORKERS (8),
 # GPU_VAL_INTERVAL (1000), GPU_CKPT_INTERVAL (500), GPU_MAX_STEPS (the recipe's), GPU_THREADS (torch's
 # default), GPU_WORK (/tmp/diveq_gpu: the run directory is GPU_WORK/run), GPU_TOTAL_S (570),
@@ -118,7 +118,7 @@ device_main() {
     local minutes=$1 t0=$SECONDS py=${PYTHON:-python3}
     local debug=${GPU_TRAIN_DEBUG:-0}
     local device=${GPU_TRAIN_DEVICE:-$([ "$debug" = 1 ] && echo cpu || echo cuda)}
-    local base=${GPU_BASE_RECIPE:-$([ "$debug" = 1 ] && echo recipes/debug.toml || echo recipes/speech16k-cpu.toml)}
+    local base=${GPU_BASE_RECIPE:-$([ "$debug" = 1 ] && echo recipes/debug.toml || echo recipes/speech16k-stft.toml)}
     local batch=${GPU_BATCH:-$([ "$debug" = 1 ] && echo 4 || echo 32)}
     local workers=${GPU_WORKERS:-$([ "$debug" = 1 ] && echo 1 || echo 8)}
     local val_interval=${GPU_VAL_INTERVAL:-$([ "$debug" = 1 ] && echo 8 || echo 1000)}
