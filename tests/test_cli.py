@@ -204,11 +204,14 @@ def test_error_cases(tmp_path: Path, files: dict[str, Path]) -> None:
 
 def test_ctrl_c_leaves_no_partial_file(tmp_path: Path, files: dict[str, Path]) -> None:
     long = tmp_path / "long.wav"
-    sf.write(long, np.tile(tone(1, 16000, 1.0), (1200, 1)), 16000)  # 20 minutes: many seconds of work
+    sf.write(long, np.tile(tone(1, 16000, 1.0), (300, 1)), 16000)  # 5 minutes: seconds of work
     out = tmp_path / "out.dvq"
     env = {**os.environ, "NO_COLOR": "1"}
+    # a shell starts background jobs with SIGINT ignored, and a child inherits that (then Ctrl-C would
+    # rightly do nothing): give the command the default disposition, as a terminal's foreground job has
     proc = subprocess.Popen([str(SCRIPT), "encode", str(long), str(out), "--model", str(files["model"])],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signals.signal(signals.SIGINT, signals.SIG_DFL))
     deadline = time.monotonic() + TIMEOUT
     while not list(tmp_path.glob(".out.dvq.*.part")) and proc.poll() is None:
         assert time.monotonic() < deadline
