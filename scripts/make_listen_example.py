@@ -44,12 +44,12 @@ TRIM_DB = 40.0
 MARGIN_S = 0.05
 
 
-def speak(engine: str, voice: str, text: str, path: Path) -> None:
-    """Synthesise ``text`` to the wav file ``path`` with flite or espeak-ng."""
+def speak(engine: str, voice: str, text: str, path: Path, espeak_wpm: int = 180) -> None:
+    """Synthesise ``text`` to the wav file ``path`` with flite or espeak-ng (at ``espeak_wpm`` words/min)."""
     if engine == "flite":
         command = ["flite", "-voice", voice, "-t", text, "-o", str(path)]
     else:
-        command = ["espeak-ng", "-v", voice, "-s", "180", "-w", str(path), text]
+        command = ["espeak-ng", "-v", voice, "-s", str(espeak_wpm), "-w", str(path), text]
     subprocess.run(command, check=True, capture_output=True)
 
 

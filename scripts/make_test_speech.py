@@ -10,12 +10,12 @@ tests use; this script only says how they were made (another engine version woul
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from make_listen_example import speak  # scripts/ is on sys.path when a script runs
 
 CLIPS = (
     ("flite", "slt", "The birch canoe slid on the smooth planks."),
@@ -25,13 +25,6 @@ CLIPS = (
 )
 SAMPLE_RATE = 16000
 
-
-def speak(engine: str, voice: str, text: str, path: Path) -> None:
-    if engine == "flite":
-        command = ["flite", "-voice", voice, "-t", text, "-o", str(path)]
-    else:
-        command = ["espeak-ng", "-v", voice, "-s", "165", "-w", str(path), text]
-    subprocess.run(command, check=True, capture_output=True)
 
 
 def trim(x: np.ndarray, sr: int, threshold_db: float = -45.0) -> np.ndarray:
@@ -53,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for i, (engine, voice, text) in enumerate(CLIPS, start=1):
             wav = Path(tmp) / "x.wav"
-            speak(engine, voice, text, wav)
+            speak(engine, voice, text, wav, espeak_wpm=165)
             x, sr = sf.read(wav, dtype="float64", always_2d=True)
             x = trim(x.mean(axis=1), sr)
             if sr != SAMPLE_RATE:
