@@ -26,21 +26,8 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-STAGES_KBPS = {3: 1.5, 6: 3.0, 12: 6.0}  # the recipe's validation stages -> kbps (10 bits x 50 frames/s)
-METRICS = ("pesq_wb", "stoi", "si_sdr", "mel_distance")
-
-
-def read_validations(run_dir: Path) -> list[dict[str, float]]:
-    """Validation records in step order (a resumed run's repeated steps keep the last record)."""
-    by_step: dict[int, dict[str, float]] = {}
-    for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if record.get("kind") == "validation" and "cpu_s" in record:
-            by_step[int(record["step"])] = record
-    return [by_step[s] for s in sorted(by_step)]
+# scripts/ is on sys.path when a script runs; KBPS: validation stages -> kbps (10 bits x 50 frames/s)
+from screen_report import KBPS, METRICS, read_validations  # noqa: E402
 
 
 def score_references(recipe_path: Path, baseline: Path) -> dict[str, dict[str, float]]:
@@ -68,7 +55,7 @@ def score_references(recipe_path: Path, baseline: Path) -> dict[str, dict[str, f
                                       anchor.run(audio, sr).audio.astype(np.float64), sr))
         refs[name] = {m: float(np.nanmean([r[m] for r in rows])) for m in METRICS}
     scores = validate(load_model(baseline, device="cpu"), clips, recipe, torch.device("cpu"))
-    for n, kbps in STAGES_KBPS.items():
+    for n, kbps in KBPS.items():
         refs[f"{baseline.stem} {kbps:g} kbps"] = {m: scores[f"{m}@{n}"] for m in METRICS}
     return refs
 
@@ -86,7 +73,7 @@ def projection(records: list[dict[str, float]], target: float) -> tuple[float, f
     ys = [r["pesq_wb@12"] for r in tail]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
     if slope <= 0:
         return None
     intercept = my - slope * mx
@@ -115,18 +102,18 @@ def main(argv: list[str] | None = None) -> int:
 
     with open(args.out / "training.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["step", "cpu_hours"] + [f"{m}@{k:g}kbps" for k in STAGES_KBPS.values()
+        writer.writerow(["step", "cpu_hours"] + [f"{m}@{k:g}kbps" for k in KBPS.values()
                                                  for m in METRICS])
         for r in records:
             writer.writerow([r["step"], round(r["cpu_s"] / 3600, 3)]
-                            + [round(r.get(f"{m}@{n}", float("nan")), 4) for n in STAGES_KBPS
+                            + [round(r.get(f"{m}@{n}", float("nan")), 4) for n in KBPS
                                for m in METRICS])
     _plot(records, refs, args.out / "training.png")
 
     print("| step | CPU hours | PESQ-WB 1.5 / 3 / 6 kbps | STOI 6 | SI-SDR 6 (dB) | mel 6 |")
     print("|---|---|---|---|---|---|")
     for r in records:
-        pesq = " / ".join(f"{r[f'pesq_wb@{n}']:.2f}" for n in STAGES_KBPS)
+        pesq = " / ".join(f"{r[f'pesq_wb@{n}']:.2f}" for n in KBPS)
         print(f"| {r['step']} | {r['cpu_s'] / 3600:.2f} | {pesq} | {r['stoi@12']:.3f} | {r['si_sdr@12']:.1f} "
               f"| {r['mel_distance@12']:.2f} |")
     print("\nreferences on the same clips:")
@@ -153,9 +140,9 @@ def _plot(records: list[dict[str, float]], refs: dict[str, dict[str, float]], pa
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for ax, metric, label in zip(axes, ("pesq_wb", "stoi", "si_sdr"),
                                  ("PESQ-WB", "STOI", "SI-SDR (dB)"), strict=True):
-        for n, kbps in STAGES_KBPS.items():
+        for n, kbps in KBPS.items():
             ax.plot(hours, [r[f"{metric}@{n}"] for r in records], marker="o", ms=3, label=f"{kbps:g} kbps")
-        for (name, values), style in zip(refs.items(), ("--", ":", "-.", "-.", "-.")):
+        for (name, values), style in zip(refs.items(), ("--", ":", "-.", "-.", "-."), strict=True):
             if name.split()[0] not in ("opus", "codec2") and not name.endswith(" 6 kbps"):
                 continue
             ax.axhline(values[metric], color="grey", ls=style, lw=1, label=name)
