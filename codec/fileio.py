@@ -239,10 +239,10 @@ def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator
     folder = target.parent
     if not folder.is_dir():
         raise UsageError(f"output folder does not exist: {folder}")
-    with _part_file(folder, target.name, target) as (fd, tmp):
+    with _part_file(folder, target.name, target) as (_, tmp):
         try:
             yield tmp
-            _seal(fd, tmp)
+            _seal(tmp)
             if target.exists() and not force:
                 raise UsageError(f"output exists: {target} (use --force to overwrite)")
             os.replace(tmp, target)
@@ -256,20 +256,16 @@ def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator
             os.close(dir_fd)
 
 
-def _seal(fd: int, tmp: Path) -> None:
-    """Flush the part file to disk and give it a normal file's permissions. Writers that replace the
-    file at ``tmp`` with a new one (safetensors writes a new file and renames it) leave ``fd`` on the
-    old one, so the file now at ``tmp`` is opened by name when it is not the one ``fd`` holds."""
-    if os.path.samestat(os.fstat(fd), os.stat(tmp)):
+def _seal(tmp: Path) -> None:
+    """Flush the part file to disk and give it a normal file's permissions. The file is opened by name:
+    writers that replace the file at ``tmp`` with a new one (safetensors writes a new file and renames
+    it) leave the part file's own descriptor on the old one."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
         os.fsync(fd)
         os.fchmod(fd, _default_file_mode())
-        return
-    new_fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(new_fd)
-        os.fchmod(new_fd, _default_file_mode())
     finally:
-        os.close(new_fd)
+        os.close(fd)
 
 
 def silence_stdout() -> None:
