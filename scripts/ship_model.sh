@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Ship a run's best checkpoint as the built-in default model and regenerate everything that describes it.
+#
+#   scripts/ship_model.sh RUN_DIR RECIPE LEGACY_NAME
+#   scripts/ship_model.sh ~/diveq-runs/speech16k-stft recipes/speech16k-stft.toml speech16k-stft-v1
+#
+# 1. The current default keeps shipping as codec/pretrained/LEGACY_NAME.{safetensors,json}, so streams it
+#    made still decode (decode picks the built-in model by the weights hash a stream names).
+# 2. `diveq-codec export RUN_DIR` (its best validation checkpoint) becomes codec/pretrained/default.*
+#    (float16, ~10 MB).
+# 3. tests/data/model_quality.json gets the new model's scores on the pinned clips (scripts/pin_quality.py);
+#    tests/test_default_model.py fails if they are worse than an earlier model's at 6 kbps.
+# 4. docs/listen-example (+ .png), docs/quality/training.{csv,png}, docs/eval (the 24-file real-speech
+#    eval set against Opus and Codec2) and the speed benchmark are remade; their numbers go to the README
+#    by hand (the script prints them).
+# Needs data/eval_valid (scripts/make_eval_set.py). Takes ~30 minutes on one free core.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ $# -ne 3 ]]; then
+    echo "usage: scripts/ship_model.sh RUN_DIR RECIPE LEGACY_NAME" >&2
+    exit 2
+fi
+run=$1 recipe=$2 legacy=$3
+py=.venv/bin/python
+cli=.venv/bin/diveq-codec
+pre=codec/pretrained
+log=$(mktemp -d)/ship
+mkdir -p "$(dirname "$log")"
+
+[[ -d data/eval_valid ]] || { echo "data/eval_valid is missing: run scripts/make_eval_set.py" >&2; exit 2; }
+[[ -f $run/best.pt ]] || { echo "$run/best.pt not found" >&2; exit 2; }
+if [[ -e $pre/$legacy.safetensors ]]; then
+    echo "$pre/$legacy.safetensors exists: choose another legacy name" >&2
+    exit 2
+fi
+
+echo "== keep the current default as $legacy"
+git mv "$pre/default.safetensors" "$pre/$legacy.safetensors"
+git mv "$pre/default.json" "$pre/$legacy.json"
+
+echo "== export"
+$cli export "$run" "$pre/default.safetensors" --dtype float16
+ls -l "$pre"
+
+echo "== pinned clips"
+$py scripts/pin_quality.py | tee "$log.pin"
+
+echo "== listening example"
+$py scripts/make_listen_example.py > "$log.listen" 2>&1 || { cat "$log.listen"; exit 1; }
+tail -5 "$log.listen"
+
+echo "== training history"
+$py scripts/training_history.py "$run" --recipe "$recipe" --out docs/quality | tee "$log.history"
+
+echo "== eval set against Opus and Codec2"
+$cli eval data/eval_valid --bitrate 1.5,3,6 --against opus,codec2 --out docs/eval --listen 0 --force \
+    > "$log.eval" 2>&1 || { cat "$log.eval"; exit 1; }
+cat docs/eval/results.md
+
+echo "== speed"
+OMP_NUM_THREADS=1 $py scripts/bench_model.py --threads 1 --steps 2 "$recipe"
+echo "logs in $(dirname "$log")"
