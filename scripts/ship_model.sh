@@ -13,7 +13,7 @@
 # 4. docs/listen-example (+ .png), docs/quality/training.{csv,png}, docs/eval (the 24-file real-speech
 #    eval set against Opus and Codec2) and the speed benchmark are remade; their numbers go to the README
 #    by hand (the script prints them).
-# Needs data/eval_valid (scripts/make_eval_set.py). Takes ~30 minutes on one free core.
+# Needs data/eval_valid (scripts/make_eval_set.py). Took 5 minutes on one free core (the other training).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ $# -ne 3 ]]; then
@@ -55,6 +55,7 @@ $py scripts/training_history.py "$run" --recipe "$recipe" --out docs/quality | t
 echo "== eval set against Opus and Codec2"
 $cli eval data/eval_valid --bitrate 1.5,3,6 --against opus,codec2 --out docs/eval --listen 0 --force \
     > "$log.eval" 2>&1 || { cat "$log.eval"; exit 1; }
+rm -f docs/eval/index.html   # no clips on it (--listen 0); results.md is what the README links
 cat docs/eval/results.md
 
 echo "== speed"

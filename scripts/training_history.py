@@ -120,13 +120,19 @@ def main(argv: list[str] | None = None) -> int:
     for name, values in refs.items():
         print(f"  {name}: " + ", ".join(f"{m} {values[m]:.3f}" for m in METRICS))
     target = refs["opus 6 kbps"]["pesq_wb"]
+    above = [r for r in records if r["pesq_wb@12"] > target]
+    if above:
+        first = above[0]
+        print(f"\ncrossed Opus 6 kbps ({target:.2f}) at step {first['step']} ({first['cpu_s'] / 3600:.2f} CPU hours; "
+              f"PESQ-WB {first['pesq_wb@12']:.2f}); {len(above)} of the {len(records) - records.index(first)} "
+              "validations since are above it")
     fit = projection(records, target)
     if fit is None:
         print("\nprojection: not enough rising points to fit")
     else:
         slope, hours, steps = fit
         print(f"\nprojection (fit on steps {steps[0]}..{steps[-1]}): +{slope:.3f} PESQ-WB per e-fold of CPU "
-              f"time; reaches Opus 6 kbps ({target:.2f}) at ~{hours:,.0f} CPU hours")
+              f"time; the line is at Opus 6 kbps ({target:.2f}) at ~{hours:,.1f} CPU hours")
     return 0
 
 
