@@ -35,8 +35,8 @@ if [[ -e $pre/$legacy.safetensors ]]; then
 fi
 
 echo "== keep the current default as $legacy"
-git mv "$pre/default.safetensors" "$pre/$legacy.safetensors"
-git mv "$pre/default.json" "$pre/$legacy.json"
+mv "$pre/default.safetensors" "$pre/$legacy.safetensors"
+mv "$pre/default.json" "$pre/$legacy.json"
 
 echo "== export"
 $cli export "$run" "$pre/default.safetensors" --dtype float16
