@@ -24,8 +24,7 @@ run=$1 recipe=$2 legacy=$3
 py=.venv/bin/python
 cli=.venv/bin/diveq-codec
 pre=codec/pretrained
-log=$(mktemp -d)/ship
-mkdir -p "$(dirname "$log")"
+log=$(mktemp -d)/ship   # mktemp -d made the folder
 
 [[ -d data/eval_valid ]] || { echo "data/eval_valid is missing: run scripts/make_eval_set.py" >&2; exit 2; }
 [[ -f $run/best.pt ]] || { echo "$run/best.pt not found" >&2; exit 2; }
