@@ -14,7 +14,7 @@ from .errors import MissingExtrasError
 #: Top-level modules the ``[train]`` extra installs (descript-audio-codec is ``dac``, with
 #: ``audiotools``; pillow is ``PIL``).
 TRAIN_MODULES = ("dac", "audiotools", "librosa", "pesq", "pystoi", "matplotlib", "PIL", "scipy",
-                 "tensorboard", "torchaudio")
+                 "tensorboard", "torchaudio", "speechmos", "onnxruntime")
 #: How to install them.
 INSTALL_HINT = "pip install 'diveq-codec[train]'"
 

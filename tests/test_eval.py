@@ -374,3 +374,23 @@ def test_align_uses_envelopes_when_the_waveform_is_unrelated(speech: np.ndarray,
     a, b = metrics.align(speech, deg, max_shift=800)
     found = len(speech) - len(a) if shift >= 0 else -(len(speech) - len(b))
     assert abs(found - shift) <= 32, found  # within 2 ms at 16 kHz
+
+
+def test_dnsmos_hears_added_noise_and_tones() -> None:
+    """DNSMOS (no reference) ranks clean TTS speech above the same speech with noise, and above it
+    with a comb of fixed tones; silence and a too-short signal have no score."""
+    import soundfile
+
+    from codec.eval.dnsmos import KEYS, dnsmos
+
+    x, rate = soundfile.read(str(Path(__file__).parent / "data" / "speech" / "01-flite-slt.flac"),
+                             dtype="float32")
+    clean = dnsmos(x, rate)
+    assert set(clean) == set(KEYS) and all(1.0 <= v <= 5.0 for v in clean.values())
+    noisy = dnsmos(with_noise(x, 5.0), rate)
+    assert noisy["dnsmos_bak"] < clean["dnsmos_bak"] - 0.5 and noisy["dnsmos_ovrl"] < clean["dnsmos_ovrl"]
+    t = np.arange(x.size) / rate
+    toned = x + 0.02 * (np.sin(2 * np.pi * 3400 * t) + np.sin(2 * np.pi * 4500 * t)).astype(np.float32)
+    assert dnsmos(toned, rate)["dnsmos_ovrl"] < clean["dnsmos_ovrl"]
+    assert all(math.isnan(v) for v in dnsmos(np.zeros(rate, np.float32), rate).values())
+    assert all(math.isnan(v) for v in dnsmos(x[:100], rate).values())

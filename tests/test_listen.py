@@ -257,8 +257,13 @@ def test_every_score_on_the_page_matches_results_json(any_page: Path) -> None:
     page = _parse(any_page / "index.html")
     seen = set()
     for item in page.data:
-        system = data["systems"][int(item["data-system"])]
         metric = item["data-metric"]
+        if "data-system" not in item:  # the originals' own (no-reference) scores
+            expected = data["original"][metric]
+            assert float(item["value"]) == expected, item
+            seen.add(("original", metric))
+            continue
+        system = data["systems"][int(item["data-system"])]
         if "data-file" in item:
             entry = system["files"][int(item["data-file"])]
             if metric == "real_kbps":
@@ -274,13 +279,16 @@ def test_every_score_on_the_page_matches_results_json(any_page: Path) -> None:
             assert math.isnan(value) and item["text"] == "n/a"
             continue
         assert value == expected, item  # the same float, not a rounded one
-        digits = {"pesq_wb": 2, "stoi": 3, "mel_distance": 2, "si_sdr": 1, "real_kbps": 2}[metric]
+        digits = {"pesq_wb": 2, "stoi": 3, "mel_distance": 2, "si_sdr": 1, "real_kbps": 2,
+                  "dnsmos_ovrl": 2, "dnsmos_sig": 2, "dnsmos_bak": 2, "dnsmos_p808": 2, "tone_db": 1}[metric]
         assert item["text"].split()[0] == f"{expected:.{digits}f}", item
         seen.add((item.get("data-file"), item["data-system"], metric, item.get("data-stat")))
     n_systems, n_files = len(data["systems"]), len(data["files"])
     n_clips = page.counts["audio"] // (n_systems + 1)
-    table = n_systems * (1 + 4 * (2 if n_files > 1 else 1))  # real kbps, mean (+- std) of 4 scores
-    assert len(seen) == table + n_clips * n_systems * 5  # + per clip and system: kbps and 4 scores
+    # the table: per system real kbps and mean (+- std) of 9 scores, the originals' 4 DNSMOS scores;
+    # per clip and system: real kbps and 5 scores
+    table = n_systems * (1 + 9 * (2 if n_files > 1 else 1)) + 4
+    assert len(seen) == table + n_clips * n_systems * 6
 
 
 def test_spectrograms_of_a_clip_share_one_colour_scale(page_dir: Path) -> None:

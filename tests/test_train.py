@@ -390,3 +390,33 @@ def test_resume_with_another_name_and_schedule_but_not_another_architecture(tmp_
         loop.train(wider, tmp_path, progress=False, max_steps=4, resume=True)
     cpu = [r["cpu_s"] for r in _records(tmp_path, "train")]
     assert cpu == sorted(cpu) and cpu[-1] > 0  # CPU time accumulates across sessions
+
+
+def test_stft_discriminator_and_periodic_term_train(tmp_path: Path, one_thread) -> None:
+    """The CPU-sized STFT discriminator (on 2 items x 0.2 s of each batch) trains from the debug
+    recipe's GAN start on, and the periodic loss is logged and weighted."""
+    recipe = load_recipe(DEBUG)
+    recipe = recipe.replace(
+        loss=dataclasses.replace(recipe.loss, periodic=4.0, periodic_period=320),
+        discriminator=dataclasses.replace(recipe.discriminator, kind="stft", periods=(), rates=(),
+                                          fft_sizes=(64, 128), channels=4, items=2,
+                                          crop_seconds=0.2))
+    loop.train(recipe, tmp_path, progress=False, max_steps=16)
+    records = _records(tmp_path, "train")
+    assert _records(tmp_path, "start")[0]["discriminator_parameters"] > 0
+    assert all(r["periodic"] > 0 for r in records)
+    gan = [r for r in records if r["gan"]]
+    assert gan and all(r["adversarial"] > 0 and r["discriminator"] > 0 and r["feature_matching"] > 0
+                       for r in gan)
+    for r in gan:
+        expected = (recipe.loss.mel * r["mel"] + 4.0 * r["periodic"] + recipe.loss.aux * r["aux"]
+                    + recipe.loss.adversarial * r["adversarial"]
+                    + recipe.loss.feature_matching * r["feature_matching"])
+        assert r["total"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_stft_discriminator_config_rules(tmp_path: Path) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text('extends = "%s"\n[discriminator]\nkind = "stft"\nperiods = [2]\n' % DEBUG.as_posix())
+    with pytest.raises(ConfigError, match="discriminator.periods"):
+        load_recipe(path)

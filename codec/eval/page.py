@@ -18,7 +18,10 @@ from .spectrogram import BAND_HZ, RANGE_DB, palette
 #: How each metric is labelled and printed (digits), in the order of :data:`METRICS`.
 METRIC_LABELS: dict[str, tuple[str, int]] = {
     "pesq_wb": ("PESQ-WB", 2), "stoi": ("STOI", 3), "mel_distance": ("mel dist.", 2),
-    "si_sdr": ("SI-SDR dB", 1)}
+    "si_sdr": ("SI-SDR dB", 1), "dnsmos_ovrl": ("DNSMOS", 2), "dnsmos_sig": ("SIG", 2),
+    "dnsmos_bak": ("BAK", 2), "dnsmos_p808": ("P.808", 2), "tone_db": ("tone dB", 1)}
+#: The scores a clip's card shows (the table shows all of METRICS).
+CARD_METRICS = ("pesq_wb", "stoi", "si_sdr", "dnsmos_ovrl", "tone_db")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +79,7 @@ figcaption { display: flex; justify-content: space-between; gap: .5rem; margin-b
 .card svg { display: block; width: 100%; height: 2.6rem; margin-top: .3rem; }
 .card svg path { fill: var(--bar); }
 .card svg line { stroke: var(--line); }
-dl.scores { display: grid; grid-template-columns: repeat(4, auto); gap: 0 .5rem; margin: .35rem 0 0;
+dl.scores { display: grid; grid-template-columns: repeat(5, auto); gap: 0 .5rem; margin: .35rem 0 0;
   font-size: .85rem; font-variant-numeric: tabular-nums; }
 dl.scores dt { color: var(--muted); font-size: .75rem; grid-row: 1; }
 dl.scores dd { margin: 0; grid-row: 2; }
@@ -111,6 +114,13 @@ def _scores_table(results: Results) -> str:
     lines = ['<div class="table-wrap"><table>',
              f"<thead><tr><th>system</th><th>kbps</th><th>real kbps</th>{head}"
              "<th>encode &times;RT</th><th>decode &times;RT</th></tr></thead><tbody>"]
+    if results.original:
+        cells = ["<td>original</td>", "<td></td>", "<td></td>"]
+        for m in METRICS:
+            value = results.original.get(m, math.nan)
+            cells.append(f"<td>{_data(value, _number(value, METRIC_LABELS[m][1]), metric=m)}</td>"
+                         if m in results.original else "<td></td>")
+        lines.append("<tr>" + "".join(cells) + "<td></td><td></td></tr>")
     for j, s in enumerate(results.systems):
         cells = [f"<td>{_e(s.name)}</td>", f"<td>{s.kbps:g}</td>",
                  f"<td>{_data(s.real_kbps, f'{s.real_kbps:.2f}', system=j, metric='real_kbps')}</td>"]
@@ -156,7 +166,7 @@ def _card(results: Results, clip: Clip, card: Card, band_scale: float) -> str:
         scores = "".join(
             f"<dt>{_e(METRIC_LABELS[m][0])}</dt><dd>"
             f"{_data(f.scores[m], _number(f.scores[m], METRIC_LABELS[m][1]), file=clip.index, system=card.system, metric=m)}"
-            "</dd>" for m in METRICS)
+            "</dd>" for m in CARD_METRICS)
         assert card.band_errors is not None
         extra = (_band_svg(card.band_errors, band_scale)
                  + f'<dl class="scores">{scores}</dl>')

@@ -6,8 +6,10 @@
 A :class:`System` is one codec at one operating point: ``run(audio [T], sample_rate)`` returns
 ``(decoded [T] or [C, T], n_bytes, encode_s, decode_s)``. References are read with soundfile, mixed
 to mono and resampled (soxr) to ``sample_rate`` (16 kHz by default); every system gets them at that
-rate and is scored at that rate (:func:`codec.eval.metrics.score`). Per system the report gives mean
-and standard deviation over files of PESQ-WB, STOI, mel distance and SI-SDR, the real bitrate (all
+rate and is scored at that rate (:func:`codec.eval.metrics.score`, DNSMOS and the added-tone figure).
+Per system the report gives mean and standard deviation over files of PESQ-WB, STOI, mel distance,
+SI-SDR, DNSMOS (OVRL, SIG, BAK, P.808) and the added tone (dB above the local spectral floor, where
+the original has no peak), with the originals' own DNSMOS as the ceiling; the real bitrate (all
 compressed bytes * 8 / all reference seconds), and speed as reference seconds / run seconds ("x real
 time", wall clock of the ``run`` callable's own timings).
 
@@ -28,10 +30,17 @@ import numpy as np
 
 from ..errors import AudioError, UsageError
 from ..fileio import atomic_output
-from .metrics import score
+from .dnsmos import dnsmos
+from .metrics import align, score
+from .tones import added_tones
 
 AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac", ".ogg")
-METRICS: tuple[str, ...] = ("pesq_wb", "stoi", "mel_distance", "si_sdr")
+#: Reference-based metrics (:func:`codec.eval.metrics.score`), the no-reference DNSMOS scores
+#: (:mod:`codec.eval.dnsmos`) and the largest added stationary tone (:mod:`codec.eval.tones`).
+METRICS: tuple[str, ...] = ("pesq_wb", "stoi", "mel_distance", "si_sdr", "dnsmos_ovrl", "dnsmos_sig",
+                            "dnsmos_bak", "dnsmos_p808", "tone_db")
+#: What the originals themselves are scored on (the ceiling of the no-reference metrics).
+ORIGINAL_METRICS: tuple[str, ...] = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")
 OUTPUT_NAMES: tuple[str, ...] = ("results.md", "results.json", "rate_quality.png")
 
 RunFn = Callable[[np.ndarray, int], tuple[np.ndarray, int, float, float]]
@@ -93,6 +102,7 @@ class Results:
     systems: tuple[SystemResult, ...]
     notes: tuple[str, ...]
     outputs: tuple[Path, ...]
+    original: dict[str, float] = dataclasses.field(default_factory=dict)  # ORIGINAL_METRICS means
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (NaN becomes None)."""
@@ -174,10 +184,12 @@ def measure(ref_files: Sequence[Path], systems: Sequence[System], *, sample_rate
 
     per_system: list[list[FileScore]] = [[] for _ in systems]
     durations: list[float] = []
+    original: list[dict[str, float]] = []
     total, done = len(ref_files) * len(systems), 0
     for file_index, path in enumerate(ref_files):
         ref = load_reference(path, sample_rate)
         durations.append(ref.shape[0] / sample_rate)
+        original.append(dnsmos(ref, sample_rate))
         for i, system in enumerate(systems):
             file_score, decoded = _run_one(system, ref, sample_rate, Path(path).name)
             per_system[i].append(file_score)
@@ -190,7 +202,8 @@ def measure(ref_files: Sequence[Path], systems: Sequence[System], *, sample_rate
     summaries = tuple(_summarise(s, scores) for s, scores in zip(systems, per_system, strict=True))
     return Results(sample_rate=sample_rate, files=tuple(str(p) for p in ref_files),
                    total_duration_s=float(sum(durations)), systems=summaries,
-                   notes=tuple(notes), outputs=())
+                   notes=tuple(notes), outputs=(),
+                   original={m: _nanmean([o[m] for o in original]) for m in ORIGINAL_METRICS})
 
 
 def write_report(results: Results, out_dir: Path, *, force: bool = False,
@@ -234,8 +247,23 @@ def _run_one(system: System, ref: np.ndarray, sample_rate: int,
         raise ValueError(f"{system.name} returned NaN/Inf samples for {name}")
     file_score = FileScore(file=name, duration_s=ref.shape[0] / sample_rate, n_bytes=int(n_bytes),
                            encode_s=float(encode_s), decode_s=float(decode_s),
-                           scores=score(ref, decoded, sample_rate))
+                           scores=_all_scores(ref, decoded, sample_rate))
     return file_score, decoded
+
+
+def _all_scores(ref: np.ndarray, decoded: np.ndarray, sample_rate: int) -> dict[str, float]:
+    """Every metric of :data:`METRICS` for one decoded file (``decoded`` as long as ``ref``, or
+    aligned and cut to it)."""
+    scores = score(ref, decoded, sample_rate)
+    scores.update(dnsmos(decoded, sample_rate))
+    ref_a, deg_a = align(ref, decoded, max_shift=int(round(0.05 * sample_rate)))
+    scores["tone_db"] = added_tones(ref_a, deg_a, sample_rate).tone_db
+    return scores
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
 
 
 def _summarise(system: System, scores: list[FileScore]) -> SystemResult:
@@ -268,17 +296,25 @@ def render_markdown(results: Results) -> str:
         f"{len(results.files)} reference files, {results.total_duration_s:.1f} s, mono, scored at "
         f"{results.sample_rate} Hz after alignment. Mean +- std over files. Real kbps = compressed "
         "bytes * 8 / seconds of audio; speed = seconds of audio / seconds of encoding (decoding) "
-        "on this machine.",
+        "on this machine. DNSMOS (P.835 OVRL / SIG / BAK, P.808) needs no reference; the originals' "
+        "own scores are its ceiling. Tone = the largest peak of the decoded mean spectrum above its "
+        "local floor where the original has none (dB; a codec that adds no stationary tone scores "
+        "~0-6).",
         "",
-        "| system | kbps | real kbps | PESQ-WB | STOI | mel distance | SI-SDR (dB) | encode x RT "
-        "| decode x RT |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| system | kbps | real kbps | PESQ-WB | STOI | mel distance | SI-SDR (dB) | DNSMOS OVRL | SIG "
+        "| BAK | P.808 | tone (dB) | encode x RT | decode x RT |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    if results.original:
+        cells = ["original", "", "", "", "", "", ""]
+        cells += [_number(results.original.get(m, math.nan), 2) for m in ORIGINAL_METRICS]
+        lines.append("| " + " | ".join(cells + ["", "", ""]) + " |")
     for r in results.systems:
         cells = [r.name, f"{r.kbps:g}", f"{r.real_kbps:.2f}",
                  _mean_std(r, "pesq_wb", 2), _mean_std(r, "stoi", 3),
-                 _mean_std(r, "mel_distance", 2), _mean_std(r, "si_sdr", 1),
-                 f"{r.encode_x_realtime:.1f}", f"{r.decode_x_realtime:.1f}"]
+                 _mean_std(r, "mel_distance", 2), _mean_std(r, "si_sdr", 1)]
+        cells += [_mean_std(r, m, 2) for m in ORIGINAL_METRICS]
+        cells += [_mean_std(r, "tone_db", 1), f"{r.encode_x_realtime:.1f}", f"{r.decode_x_realtime:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     nan_notes = [f"{r.name} {r.kbps:g} kbps: {metric} undefined on {r.n_nan[metric]} of "
                  f"{r.n_files} files (left out of the mean)"
@@ -287,6 +323,10 @@ def render_markdown(results: Results) -> str:
     if all_notes:
         lines += ["", "Notes:", ""] + [f"- {note}" for note in all_notes]
     return "\n".join(lines) + "\n"
+
+
+def _number(value: float, digits: int) -> str:
+    return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def _mean_std(result: SystemResult, metric: str, digits: int) -> str:

@@ -12,10 +12,15 @@ from .recipe import Recipe
 
 
 def build_discriminator(recipe: Recipe) -> nn.Module:
-    """DAC's multi-period + multi-resolution (+ optional multi-scale) discriminator."""
+    """The recipe's discriminator: DAC's multi-period + multi-resolution (+ optional multi-scale)
+    one, or the CPU-sized STFT one (``codec.train.discriminator``)."""
+    d = recipe.discriminator
+    if d.kind == "stft":
+        from .discriminator import STFTDiscriminator
+
+        return STFTDiscriminator(tuple(d.fft_sizes), d.channels)
     from dac.model.discriminator import Discriminator
 
-    d = recipe.discriminator
     return Discriminator(rates=list(d.rates), periods=list(d.periods), fft_sizes=list(d.fft_sizes),
                          sample_rate=recipe.model.sample_rate)
 
@@ -41,6 +46,20 @@ def generator_losses(d_fake: Sequence[Sequence[torch.Tensor]],
         for f, r in zip(fake[:-1], real[:-1], strict=True):
             fm = fm + (f.float() - r.detach().float()).abs().mean()
     return adv, fm
+
+
+def discriminator_view(recipe: Recipe, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the discriminator sees of (real ``x``, decoded ``y``) ``[B, 1, T]``: the first
+    ``discriminator.items`` crops, cut to one random ``crop_seconds`` excerpt (the same for both; torch's
+    RNG, so runs stay reproducible)."""
+    d = recipe.discriminator
+    if d.items:
+        x, y = x[: d.items], y[: d.items]
+    length = round(d.crop_seconds * recipe.model.sample_rate)
+    if 0 < length < x.shape[-1]:
+        start = int(torch.randint(0, x.shape[-1] - length + 1, ()).item())
+        x, y = x[..., start:start + length], y[..., start:start + length]
+    return x, y
 
 
 def split_fmaps(fmaps: Sequence[Sequence[torch.Tensor]], n: int

@@ -33,7 +33,7 @@ from ..errors import TrainingError, UsageError
 from . import checkpoint as ckpt
 from . import distributed as ddp
 from .batches import StepBatchSampler, build_train_data, build_validation_clips, worker_init
-from .gan import discriminator_loss, generator_losses, split_fmaps
+from .gan import discriminator_loss, discriminator_view, generator_losses, split_fmaps
 from .objective import LOSS_KEYS, Objective
 from .recipe import Recipe, load_recipe
 from .runlog import RunLog, peak_memory_mb
@@ -271,6 +271,7 @@ def _adversarial_losses(state: TrainState, x: torch.Tensor, y: torch.Tensor,
     opt = objective.recipe.optim
     disc, optimizer_d = state.discriminator, state.optimizer_d
     assert disc is not None and optimizer_d is not None
+    x, y = discriminator_view(objective.recipe, x, y)
     for group in optimizer_d.param_groups:
         group["lr"] = opt.disc_lr * opt.lr_factor(state.step)
     with torch.autocast(**objective.amp):
@@ -286,9 +287,10 @@ def _adversarial_losses(state: TrainState, x: torch.Tensor, y: torch.Tensor,
     plain_d = ddp.unwrap(disc)
     plain_d.requires_grad_(False)  # the codec step needs input gradients only
     with torch.autocast(**objective.amp):
-        fmaps = plain_d(torch.cat([y, x]))
+        with torch.no_grad():  # the real maps are targets: no graph through them
+            g_real = plain_d(x)
+        g_fake = plain_d(y)
     plain_d.requires_grad_(True)
-    g_fake, g_real = split_fmaps(fmaps, x.shape[0])
     adversarial, feature_matching = generator_losses(g_fake, g_real)
     return {"discriminator": d_loss, "adversarial": adversarial, "feature_matching": feature_matching}
 

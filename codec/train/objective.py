@@ -9,13 +9,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from .periodic import PeriodicLoss
 from .phase import PhaseLoss
 from .recipe import Recipe
 from .spectral import ComplexSTFTLoss
 
 #: Every loss a step reports, in the order logs and the cross-rank mean use.
-LOSS_KEYS = ("total", "mel", "waveform", "complex_stft", "phase", "adversarial", "feature_matching",
-             "aux", "discriminator")
+LOSS_KEYS = ("total", "mel", "waveform", "complex_stft", "phase", "periodic", "adversarial",
+             "feature_matching", "aux", "discriminator")
 #: Terms that exist only from ``schedule.gan_start_step`` on.
 GAN_TERMS = ("adversarial", "feature_matching")
 
@@ -42,6 +43,8 @@ def reconstruction_terms(recipe: Recipe) -> dict[str, nn.Module]:
         terms["complex_stft"] = ComplexSTFTLoss(weights.complex_windows)
     if weights.phase > 0:
         terms["phase"] = PhaseLoss()
+    if weights.periodic > 0:
+        terms["periodic"] = PeriodicLoss(weights.periodic_period)
     return terms
 
 

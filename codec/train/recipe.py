@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tomllib
 
@@ -102,6 +102,9 @@ class LossConfig:
     magnitude MSE at ``complex_windows``; magnitude and phase; 0 = off).
     phase: ``codec.train.phase.PhaseLoss`` (group delay and instantaneous frequency distances to the
     reference, an anti-wrapping phase term; 0 = off).
+    periodic: ``codec.train.periodic.PeriodicLoss`` at ``periodic_period`` samples (the output's
+    hop-periodic part, the comb of fixed tones a frame-wise decoder adds, against the reference's;
+    0 = off).
     adversarial / feature_matching: least-squares GAN and discriminator feature L1, from
     ``schedule.gan_start_step`` on. aux: multiplier of the model's own ``aux_loss`` (STE commitment +
     codebook losses, already weighted inside the model; 0 for DiVeQ).
@@ -111,34 +114,47 @@ class LossConfig:
     waveform: float = 0.0
     complex_stft: float = 0.0
     phase: float = 0.0
+    periodic: float = 0.0
     adversarial: float = 1.0
     feature_matching: float = 2.0
     aux: float = 1.0
     complex_windows: tuple[int, ...] = (256, 512, 1024)
+    periodic_period: int = 320
 
     def __post_init__(self) -> None:
         for key in self.weights():
             require(getattr(self, key) >= 0, f"loss.{key}", "must be >= 0")
         require(bool(self.complex_windows) and all(w >= 8 and w % 4 == 0 for w in self.complex_windows),
                "loss.complex_windows", "must be multiples of 4 and >= 8")
+        require(self.periodic_period >= 2, "loss.periodic_period", "must be >= 2")
 
     def weights(self) -> dict[str, float]:
         """Loss term name -> weight, for every weighted term (the total is their weighted sum)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name != "complex_windows"}
+                if f.name not in ("complex_windows", "periodic_period")}
 
 
 @dataclasses.dataclass(frozen=True)
 class DiscriminatorConfig:
-    """DAC's ``dac.model.discriminator.Discriminator``: MPD periods, MSD rates, MRD FFT sizes.
+    """The discriminator of the GAN phase and what it sees.
 
-    DAC's full one is periods [2, 3, 5, 7, 11] + fft_sizes [2048, 1024, 512]; every MPD has ~4.2M
-    parameters at DAC's fixed widths, so a CPU recipe keeps the list short.
+    kind ``dac``: DAC's ``dac.model.discriminator.Discriminator`` with MPD ``periods``, MSD ``rates``
+    and MRD ``fft_sizes``. DAC's full one is periods [2, 3, 5, 7, 11] + fft_sizes [2048, 1024, 512];
+    every MPD has ~4.2M parameters at DAC's fixed widths, so a CPU recipe keeps the lists short.
+    kind ``stft``: ``codec.train.discriminator.STFTDiscriminator``, compressed complex STFT
+    sub-discriminators at ``fft_sizes`` with ``channels`` channels (made for CPU budgets;
+    ``periods`` and ``rates`` must be empty).
+    items / crop_seconds: the discriminator sees the first ``items`` crops of each batch (0: all),
+    each cut to a random ``crop_seconds`` excerpt (0: the whole crop; real and decoded cut alike).
     """
 
+    kind: Literal["dac", "stft"] = "dac"
     periods: tuple[int, ...] = (2, 3, 5, 7, 11)
     rates: tuple[int, ...] = ()
     fft_sizes: tuple[int, ...] = (2048, 1024, 512)
+    channels: int = 16
+    items: int = 0
+    crop_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         require(all(p >= 1 for p in self.periods), "discriminator.periods", "must be >= 1")
@@ -147,6 +163,13 @@ class DiscriminatorConfig:
                "must be multiples of 4 and >= 16")
         require(bool(self.periods or self.rates or self.fft_sizes), "discriminator",
                "needs at least one of periods, rates, fft_sizes")
+        require(self.kind == "dac" or not (self.periods or self.rates), "discriminator.periods",
+               "the stft discriminator has no periods or rates (set them to [])")
+        require(self.kind == "dac" or bool(self.fft_sizes), "discriminator.fft_sizes",
+               "the stft discriminator needs at least one")
+        require(self.channels >= 1, "discriminator.channels", "must be >= 1")
+        require(self.items >= 0, "discriminator.items", "must be >= 0")
+        require(self.crop_seconds >= 0, "discriminator.crop_seconds", "must be >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,12 +193,14 @@ class ScheduleConfig:
 @dataclasses.dataclass(frozen=True)
 class ValidationConfig:
     """What a validation scores: the held-out set decoded at each ``n_codebooks`` value (each bitrate
-    the model serves); PESQ-WB / STOI are optional because they cost CPU time. ``best_by`` picks the
+    the model serves); PESQ-WB / STOI are optional because they cost CPU time, DNSMOS (``dnsmos``:
+    ``codec.eval.dnsmos``, ~0.3-1 CPU-s per clip) is scored at the largest ``n_codebooks`` only. ``best_by`` picks the
     metric (at the most stages) that decides ``best.pt``: mel_distance, pesq_wb, stoi or si_sdr."""
 
     n_codebooks: tuple[int, ...] = (3, 6, 12)
     pesq: bool = True
     stoi: bool = True
+    dnsmos: bool = False
     audio_samples: int = 2
     best_by: str = "mel_distance"
 

@@ -51,10 +51,13 @@ def validate(model: Codec, clips: Sequence[torch.Tensor], recipe: Recipe,
     """Score the held-out clips at every ``validation.n_codebooks`` value.
 
     Returns ``{"mel_distance@N", "si_sdr@N", "pesq_wb@N", "stoi@N"}`` (means over clips) for each N,
-    plus ``usage@stage_k`` / ``perplexity@stage_k`` of the codes the clips got at the largest N.
+    ``tone_db@N`` / ``pause_tone_db@N`` (the largest added stationary tone, :mod:`codec.eval.tones`,
+    over all clips' frames together and over their pauses), ``dnsmos_ovrl@N`` etc. at the largest N
+    when ``validation.dnsmos``, plus ``usage@stage_k`` / ``perplexity@stage_k`` of the codes the clips got at the largest N.
     Leaves the model in training mode and the RNG states as they were.
     """
     from ..eval import metrics
+    from ..eval.tones import added_tones
 
     sr = recipe.model.sample_rate
     mel = metrics.MelDistance(sr).to(device)
@@ -77,6 +80,15 @@ def validate(model: Codec, clips: Sequence[torch.Tensor], recipe: Recipe,
                     scores.setdefault("stoi", []).append(metrics.stoi(ref_a, deg_a, sr))
             for key, values in scores.items():
                 out[f"{key}@{n}"] = float(np.nanmean(values))
+            if n == n_max and recipe.validation.dnsmos:
+                from ..eval.dnsmos import dnsmos
+
+                mos = [dnsmos(y[0, 0].cpu().numpy(), sr) for _, y in pairs]
+                for key in mos[0]:
+                    out[f"{key}@{n}"] = float(np.nanmean([m[key] for m in mos]))
+            tones = added_tones(torch.cat([x.reshape(-1) for x, _ in pairs]).cpu().numpy(),
+                                torch.cat([y.reshape(-1) for _, y in pairs]).cpu().numpy(), sr)
+            out[f"tone_db@{n}"], out[f"pause_tone_db@{n}"] = tones.tone_db, tones.pause_tone_db
             if n == n_max:
                 for usage in usage_from_codes(codes, recipe.model.codebook_size):
                     out[f"usage@stage_{usage.stage}"] = usage.usage
