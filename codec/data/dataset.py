@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import TrainingError
+from .augment import Augmentation
 from .corpus import read_manifest
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -64,15 +65,16 @@ def _index(files: list[tuple[Path, str]]) -> tuple[list[str], list[str], np.ndar
 
 
 def _read_segment(path: str, file_rate: int, start: int, n_file: int, sample_rate: int,
-                  n_out: int) -> np.ndarray:
-    """float32 [n_out]: ``n_file`` frames from ``start`` at ``file_rate``, resampled + padded."""
+                  n_out: int, speed: float = 1.0) -> np.ndarray:
+    """float32 [n_out]: ``n_file`` frames from ``start`` at ``file_rate``, resampled + padded
+    (played ``speed`` times faster: read as if recorded at ``file_rate * speed``)."""
     import soundfile as sf
     import soxr
 
     data, _ = sf.read(path, start=start, stop=start + n_file, dtype="float32", always_2d=True)
     mono = data.mean(axis=1)
-    if file_rate != sample_rate and len(mono) > 0:
-        mono = soxr.resample(mono, file_rate, sample_rate, quality="HQ")
+    if (file_rate != sample_rate or speed != 1.0) and len(mono) > 0:
+        mono = soxr.resample(mono, file_rate * speed, sample_rate, quality="HQ")
     out = np.zeros(n_out, dtype=np.float32)
     n = min(n_out, len(mono))
     out[:n] = mono[:n]
@@ -101,11 +103,14 @@ class AudioDataset(torch.utils.data.Dataset):
     are resampled with soxr. Works with DataLoader workers (no open files are held).
 
     epoch_size: ``len(self)`` (default: the number of files). :meth:`set_epoch` gives new crops.
+    augment: changes each crop (:class:`codec.data.augment.Augmentation`) before the gain; None or a
+    disabled one leaves the crops (and their random draws) exactly as without it.
     """
 
     def __init__(self, sources: Sequence[Path], sample_rate: int, segment_samples: int,
                  split: str | None = "train", seed: int = 0, target_rms_db: float = -20.0,
-                 gain_jitter_db: float = 6.0, epoch_size: int | None = None) -> None:
+                 gain_jitter_db: float = 6.0, epoch_size: int | None = None,
+                 augment: Augmentation | None = None) -> None:
         if segment_samples < 1:
             raise TrainingError(f"segment_samples must be >= 1, got {segment_samples}")
         self.paths, self.groups, self.frames, self.rates = _index(_list_files(sources, split))
@@ -122,6 +127,7 @@ class AudioDataset(torch.utils.data.Dataset):
         self.durations = self.frames / self.rates
         self._cumulative = np.cumsum(self.durations)
         self.epoch_size = epoch_size if epoch_size is not None else len(self.paths)
+        self.augment = augment if augment is not None and augment.enabled else None
 
     @property
     def total_seconds(self) -> float:
@@ -142,10 +148,13 @@ class AudioDataset(torch.utils.data.Dataset):
                                 side="right"))
         k = min(k, len(self.paths) - 1)
         rate = int(self.rates[k])
-        n_file = int(math.ceil(self.segment_samples * rate / self.sample_rate))
+        speed = self.augment.speed_factor(rng) if self.augment is not None else 1.0
+        n_file = int(math.ceil(self.segment_samples * rate * speed / self.sample_rate))
         start = int(rng.integers(0, max(0, int(self.frames[k]) - n_file) + 1))
         audio = _read_segment(self.paths[k], rate, start, n_file, self.sample_rate,
-                              self.segment_samples)
+                              self.segment_samples, speed)
+        if self.augment is not None:
+            audio = self.augment.apply(audio, self.sample_rate, rng)
         target = self.target_rms_db + rng.uniform(-self.gain_jitter_db, self.gain_jitter_db)
         audio = normalise_loudness(audio, target)
         return torch.from_numpy(audio).unsqueeze(0)

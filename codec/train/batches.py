@@ -84,12 +84,15 @@ def build_train_data(recipe: Recipe, rank: int) -> Dataset:
 
     # a large epoch: item i is a pure function of (seed, i), and StepBatchSampler draws the indices
     return AudioDataset(_sources(recipe), sample_rate=sr, segment_samples=seg, split="train",
-                        seed=recipe.seed, epoch_size=1 << 30)
+                        seed=recipe.seed, epoch_size=1 << 30, augment=recipe.data.augment)
 
 
-def build_validation_clips(recipe: Recipe) -> list[torch.Tensor]:
+def build_validation_clips(recipe: Recipe, split: str = "valid", items: int | None = None) -> list[torch.Tensor]:
     """Held-out clips, each ``[1, T_i]`` float32 (at most ``data.validation_seconds``; the corpus's
-    ``valid`` split, or generated clips for a synthetic recipe)."""
+    ``valid`` split, or generated clips for a synthetic recipe). ``split="train"`` gives clips of
+    training speakers instead (the seen side of the seen / held-out gap); ``items`` overrides
+    ``data.validation_items``."""
+    n_items = recipe.data.validation_items if items is None else items
     sr = recipe.model.sample_rate
     hop = recipe.model.hop_length
     n_samples = max(1, round(recipe.data.validation_seconds * sr / hop)) * hop
@@ -97,13 +100,13 @@ def build_validation_clips(recipe: Recipe) -> list[torch.Tensor]:
         from ..data.dataset import synth_speechlike
 
         return [torch.from_numpy(np.asarray(
-            synth_speechlike(n_samples / sr, sr, seed=recipe.seed + 1_000_000 + i),
+            synth_speechlike(n_samples / sr, sr, seed=recipe.seed + (1_000_000 if split == "valid" else 0) + i),
             dtype=np.float32).reshape(1, -1)[:, :n_samples].copy())
-            for i in range(recipe.data.validation_items)]
+            for i in range(n_items)]
     from ..data.dataset import ValidationSet
 
     clips = ValidationSet(_sources(recipe), sample_rate=sr, seconds=recipe.data.validation_seconds,
-                          max_files=recipe.data.validation_items, split="valid")
+                          max_files=n_items, split=split)
     # the mel distance's longest window needs more than 1024 samples
     return [c.float().reshape(1, -1) for c in (clips[i] for i in range(len(clips)))
             if c.shape[-1] > 1024]

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import tomllib
 
 from ..config import ModelConfig, from_dict, require, to_dict
+from ..data.augment import Augmentation
 from ..errors import ConfigError
 
 SYNTHETIC = "synthetic"
@@ -31,6 +32,8 @@ class DataConfig:
     num_workers: DataLoader worker processes (0 loads in the training process).
     validation_items / validation_seconds: held-out clips scored at every validation.
     synthetic_clips / synthetic_seconds: size of the generated pool when ``sources = ["synthetic"]``.
+    augment: ``[data.augment]``, how real training crops are changed (``codec.data.augment``; off by
+        default; validation clips are never changed).
     """
 
     sources: tuple[str, ...] = (SYNTHETIC,)
@@ -41,6 +44,7 @@ class DataConfig:
     validation_seconds: float = 4.0
     synthetic_clips: int = 32
     synthetic_seconds: float = 4.0
+    augment: Augmentation = dataclasses.field(default_factory=Augmentation)
 
     def __post_init__(self) -> None:
         require(len(self.sources) >= 1, "data.sources", "needs at least one source")
@@ -194,13 +198,16 @@ class ScheduleConfig:
 class ValidationConfig:
     """What a validation scores: the held-out set decoded at each ``n_codebooks`` value (each bitrate
     the model serves); PESQ-WB / STOI are optional because they cost CPU time, DNSMOS (``dnsmos``:
-    ``codec.eval.dnsmos``, ~0.3-1 CPU-s per clip) is scored at the largest ``n_codebooks`` only. ``best_by`` picks the
+    ``codec.eval.dnsmos``, ~0.3-1 CPU-s per clip) is scored at the largest ``n_codebooks`` only, as are
+    ``seen_items`` clips of training speakers (PESQ-WB / STOI; the gap to the held-out speakers
+    measures over-fitting). ``best_by`` picks the
     metric (at the most stages) that decides ``best.pt``: mel_distance, pesq_wb, stoi or si_sdr."""
 
     n_codebooks: tuple[int, ...] = (3, 6, 12)
     pesq: bool = True
     stoi: bool = True
     dnsmos: bool = False
+    seen_items: int = 0
     audio_samples: int = 2
     best_by: str = "mel_distance"
 
@@ -208,6 +215,7 @@ class ValidationConfig:
         require(len(self.n_codebooks) >= 1 and all(n >= 1 for n in self.n_codebooks),
                "validation.n_codebooks", "needs at least one value >= 1")
         require(self.audio_samples >= 0, "validation.audio_samples", "must be >= 0")
+        require(self.seen_items >= 0, "validation.seen_items", "must be >= 0")
         require(self.best_by in _BEST_BY, "validation.best_by",
                f"must be one of {', '.join(sorted(_BEST_BY))}")
         require(self.best_by != "pesq_wb" or self.pesq, "validation.best_by",
