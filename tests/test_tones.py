@@ -94,3 +94,34 @@ def test_periodic_loss_argument_checks() -> None:
         PeriodicLoss(320)(torch.zeros(1, 1, 100), torch.zeros(1, 1, 100))
     with pytest.raises(ValueError, match="shapes differ"):
         PeriodicLoss(4)(torch.zeros(1, 1, 100), torch.zeros(1, 1, 99))
+
+
+def test_periodic_bias_loss_removes_a_systematic_comb_only() -> None:
+    """A comb added to every crop (a decoder's bias) is tracked across steps and trained away; the
+    chance periodic parts of changing inputs leave the moving average near zero."""
+    from codec.train.periodic import PeriodicBiasLoss
+
+    loss = PeriodicBiasLoss(320, rate=0.1)
+    gen = torch.Generator().manual_seed(0)
+    comb = torch.from_numpy(_comb(3200, 0.03)).reshape(1, 1, -1)
+    scale = torch.ones((), requires_grad=True)  # how much of the comb the "decoder" adds
+    optimiser = torch.optim.SGD([scale], lr=0.002)
+    for _ in range(300):
+        x = 0.1 * torch.randn(4, 1, 3200, generator=gen)
+        optimiser.zero_grad()
+        loss(x + scale * comb, x).backward()
+        optimiser.step()
+    assert abs(float(scale)) < 0.1
+    # without a comb the average stays small: chance periodic parts of noise do not accumulate
+    quiet = PeriodicBiasLoss(320, rate=0.1)
+    with torch.no_grad():
+        with torch.enable_grad():
+            for _ in range(50):
+                x = 0.1 * torch.randn(4, 1, 3200, generator=gen)
+                noisy = float(quiet(x + 0.01 * torch.randn(x.shape, generator=gen), x))
+        combed = PeriodicBiasLoss(320, rate=0.1)
+        with torch.enable_grad():
+            for _ in range(50):
+                x = 0.1 * torch.randn(4, 1, 3200, generator=gen)
+                biased = float(combed(x + 0.1 * comb, x))
+    assert biased > 20 * noisy

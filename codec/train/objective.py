@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .periodic import PeriodicLoss
+from .periodic import PeriodicBiasLoss, PeriodicLoss
 from .phase import PhaseLoss
 from .recipe import Recipe
 from .spectral import ComplexSTFTLoss
@@ -44,7 +44,8 @@ def reconstruction_terms(recipe: Recipe) -> dict[str, nn.Module]:
     if weights.phase > 0:
         terms["phase"] = PhaseLoss()
     if weights.periodic > 0:
-        terms["periodic"] = PeriodicLoss(weights.periodic_period)
+        terms["periodic"] = (PeriodicBiasLoss(weights.periodic_period, weights.periodic_ema)
+                             if weights.periodic_ema > 0 else PeriodicLoss(weights.periodic_period))
     return terms
 
 

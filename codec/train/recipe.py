@@ -108,7 +108,8 @@ class LossConfig:
     reference, an anti-wrapping phase term; 0 = off).
     periodic: ``codec.train.periodic.PeriodicLoss`` at ``periodic_period`` samples (the output's
     hop-periodic part, the comb of fixed tones a frame-wise decoder adds, against the reference's;
-    0 = off).
+    0 = off); with ``periodic_ema`` > 0 it is ``PeriodicBiasLoss`` instead: the systematic periodic
+    part, a moving average over steps at that rate.
     adversarial / feature_matching: least-squares GAN and discriminator feature L1, from
     ``schedule.gan_start_step`` on. aux: multiplier of the model's own ``aux_loss`` (STE commitment +
     codebook losses, already weighted inside the model; 0 for DiVeQ).
@@ -124,6 +125,7 @@ class LossConfig:
     aux: float = 1.0
     complex_windows: tuple[int, ...] = (256, 512, 1024)
     periodic_period: int = 320
+    periodic_ema: float = 0.0
 
     def __post_init__(self) -> None:
         for key in self.weights():
@@ -131,11 +133,12 @@ class LossConfig:
         require(bool(self.complex_windows) and all(w >= 8 and w % 4 == 0 for w in self.complex_windows),
                "loss.complex_windows", "must be multiples of 4 and >= 8")
         require(self.periodic_period >= 2, "loss.periodic_period", "must be >= 2")
+        require(0.0 <= self.periodic_ema <= 1.0, "loss.periodic_ema", "must be in [0, 1]")
 
     def weights(self) -> dict[str, float]:
         """Loss term name -> weight, for every weighted term (the total is their weighted sum)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in ("complex_windows", "periodic_period")}
+                if f.name not in ("complex_windows", "periodic_period", "periodic_ema")}
 
 
 @dataclasses.dataclass(frozen=True)
