@@ -25,15 +25,18 @@ def main() -> None:
     parser.add_argument("--json", help="also write the scores here")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seen", type=int, default=None,
-                        help="training-speaker clips to score too (default: the recipe's validation.seen_items)")
+                        help="real-speech clips of training and of held-out speakers to score too "
+                             "(default: the recipe's validation.seen_items)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     recipe = load_recipe(args.recipe)
     model = load_model_file(args.model).float()
     t0 = time.process_time()
     n_seen = recipe.validation.seen_items if args.seen is None else args.seen
-    seen = build_validation_clips(recipe, "train", n_seen) if n_seen else []
-    scores = validate(model, build_validation_clips(recipe), recipe, torch.device("cpu"), seen)
+    real = recipe.validation.seen_sources
+    gap = ((build_validation_clips(recipe, "train", n_seen, real),
+            build_validation_clips(recipe, "valid", n_seen, real)) if n_seen else ([], []))
+    scores = validate(model, build_validation_clips(recipe), recipe, torch.device("cpu"), gap)
     scores = {k: v for k, v in scores.items() if "usage" not in k and "perplexity" not in k}
     for key in sorted(scores):
         print(f"{key:24s} {scores[key]:.4f}")

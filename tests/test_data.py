@@ -237,3 +237,26 @@ def test_augmentation_band_limit_and_speed_do_what_they_say() -> None:
     factors = [Augmentation(speed=0.1).speed_factor(np.random.default_rng(s)) for s in range(50)]
     assert 0.9 <= min(factors) < 0.95 and 1.05 < max(factors) <= 1.1
     assert Augmentation().speed_factor(np.random.default_rng(0)) == 1.0
+
+
+def test_validation_set_by_corpus_source_takes_each_source_alike(tmp_path: Path) -> None:
+    """corpus_sources keeps those sources' rows and the same number of clips from each, one speaker
+    after another (the seen / held-out gap sets)."""
+    rows = []
+    for source, n_speakers in (("big", 6), ("small", 2), ("tts", 3)):
+        for k in range(n_speakers):
+            path = tmp_path / source / f"{k}.wav"
+            path.parent.mkdir(exist_ok=True)
+            sf.write(path, synth_speechlike(1.2, SR, seed=k), SR)
+            rows.append({"file": path.relative_to(tmp_path).as_posix(), "source": source, "language": "en",
+                         "speaker": f"spk{k}", "duration": "1.2", "licence": "x", "split": "train"})
+    manifest = tmp_path / "manifest.csv"
+    with open(manifest, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(MANIFEST_COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+    val = ValidationSet([manifest], SR, seconds=1.0, max_files=4, split="train",
+                        corpus_sources=("big", "small"))
+    assert [Path(n).parent.name for n in val.names] == ["big", "big", "small", "small"]
+    assert len({Path(n).name for n in val.names[:2]}) == 2  # two speakers of "big", not one twice
+    assert len(ValidationSet([manifest], SR, max_files=4, split="train")) == 4  # unfiltered: as before

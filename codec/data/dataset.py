@@ -166,27 +166,29 @@ class ValidationSet:
     Files are taken round-robin across speakers (manifest) or folders, in sorted order, preferring
     files of at least ``min_seconds``; clips keep their natural length (<= ``seconds``) and are
     loudness-normalised to ``target_rms_db`` without jitter. ``self[i]`` -> float32 tensor [1, T_i];
-    ``self.names[i]`` is its file path.
+    ``self.names[i]`` is its file path. ``corpus_sources`` keeps manifest rows of those sources only
+    (e.g. the real-speech ones) and takes the same number of clips from each.
     """
 
     def __init__(self, sources: Sequence[Path], sample_rate: int, seconds: float = 4.0,
                  max_files: int = 32, split: str | None = "valid", target_rms_db: float = -20.0,
-                 min_seconds: float = 1.0) -> None:
-        paths, groups, frames, rates = _index(_list_files(sources, split))
+                 min_seconds: float = 1.0, corpus_sources: Sequence[str] | None = None) -> None:
+        listed = _list_files(sources, split)
+        if corpus_sources is not None:  # manifest rows of these corpus sources only
+            listed = [(p, g) for p, g in listed if g.split("/")[0] in set(corpus_sources)]
+        paths, groups, frames, rates = _index(listed)
         if not paths:
             raise TrainingError(f"no audio files found for validation (split {split!r}): "
                                 + ", ".join(str(s) for s in sources))
         durations = frames / rates
         order = sorted(range(len(paths)), key=lambda i: (durations[i] < min_seconds, paths[i]))
-        by_group: dict[str, list[int]] = {}
-        for i in order:
-            by_group.setdefault(groups[i], []).append(i)
-        chosen: list[int] = []
-        queues = [by_group[g] for g in sorted(by_group)]
-        depth = 0
-        while len(chosen) < max_files and any(depth < len(q) for q in queues):
-            chosen += [q[depth] for q in queues if depth < len(q)][: max_files - len(chosen)]
-            depth += 1
+        if corpus_sources is None:
+            chosen = _round_robin(order, groups, max_files)
+        else:  # the same number of clips from each source (as far as it has them)
+            per_source = -(-max_files // max(1, len(corpus_sources)))
+            chosen = [i for source in corpus_sources
+                      for i in _round_robin([i for i in order if groups[i].split("/")[0] == source],
+                                            groups, per_source)][:max_files]
         self.sample_rate = sample_rate
         self.names = [paths[i] for i in chosen]
         self._clips = []
@@ -206,6 +208,20 @@ class ValidationSet:
     @property
     def total_seconds(self) -> float:
         return sum(c.shape[-1] for c in self._clips) / self.sample_rate
+
+
+def _round_robin(order: Sequence[int], groups: Sequence[str], n: int) -> list[int]:
+    """Up to ``n`` of ``order`` taken one per group (speaker) in turn, groups in sorted order."""
+    by_group: dict[str, list[int]] = {}
+    for i in order:
+        by_group.setdefault(groups[i], []).append(i)
+    chosen: list[int] = []
+    queues = [by_group[g] for g in sorted(by_group)]
+    depth = 0
+    while len(chosen) < n and any(depth < len(q) for q in queues):
+        chosen += [q[depth] for q in queues if depth < len(q)][: n - len(chosen)]
+        depth += 1
+    return chosen
 
 
 def synth_speechlike(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:

@@ -87,11 +87,12 @@ def build_train_data(recipe: Recipe, rank: int) -> Dataset:
                         seed=recipe.seed, epoch_size=1 << 30, augment=recipe.data.augment)
 
 
-def build_validation_clips(recipe: Recipe, split: str = "valid", items: int | None = None) -> list[torch.Tensor]:
+def build_validation_clips(recipe: Recipe, split: str = "valid", items: int | None = None,
+                           corpus_sources: tuple[str, ...] | None = None) -> list[torch.Tensor]:
     """Held-out clips, each ``[1, T_i]`` float32 (at most ``data.validation_seconds``; the corpus's
     ``valid`` split, or generated clips for a synthetic recipe). ``split="train"`` gives clips of
     training speakers instead (the seen side of the seen / held-out gap); ``items`` overrides
-    ``data.validation_items``."""
+    ``data.validation_items``; ``corpus_sources`` keeps manifest rows of those sources only."""
     n_items = recipe.data.validation_items if items is None else items
     sr = recipe.model.sample_rate
     hop = recipe.model.hop_length
@@ -106,7 +107,7 @@ def build_validation_clips(recipe: Recipe, split: str = "valid", items: int | No
     from ..data.dataset import ValidationSet
 
     clips = ValidationSet(_sources(recipe), sample_rate=sr, seconds=recipe.data.validation_seconds,
-                          max_files=n_items, split=split)
+                          max_files=n_items, split=split, corpus_sources=corpus_sources)
     # the mel distance's longest window needs more than 1024 samples
     return [c.float().reshape(1, -1) for c in (clips[i] for i in range(len(clips)))
             if c.shape[-1] > 1024]

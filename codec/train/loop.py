@@ -149,7 +149,7 @@ class _Run:
     objective: Objective
     log: RunLog
     val_clips: list[torch.Tensor]
-    seen_clips: list[torch.Tensor]  # training-split clips (validation.seen_items): the seen/unseen gap
+    gap_clips: tuple[list[torch.Tensor], list[torch.Tensor]]  # (seen, unseen) real-speech clips
     meter: _LossMeter
     saved_at: int  # step of the last checkpoint written (-1: none this session)
 
@@ -164,12 +164,14 @@ def _run(recipe: Recipe, run_dir: Path, info: ddp.DistInfo, *, resume: bool, lim
         with rng_isolated():  # data built with the RNG states set aside: resuming must not shift them
             train_set = build_train_data(recipe, info.rank)
             val_clips = build_validation_clips(recipe) if info.is_main else []
-            n_seen = recipe.validation.seen_items
-            seen_clips = build_validation_clips(recipe, "train", n_seen) if info.is_main and n_seen else []
+            n_seen, real = recipe.validation.seen_items, recipe.validation.seen_sources
+            gap_clips = ((build_validation_clips(recipe, "train", n_seen, real),
+                          build_validation_clips(recipe, "valid", n_seen, real))
+                         if info.is_main and n_seen and not recipe.data.synthetic else ([], []))
         loader = _loader(train_set, recipe, info, state.step)
         log = _open_log(recipe, run_dir, info, state, resume, progress, init_from)
         run = _Run(recipe, run_dir, info, state, Objective(recipe, info.device), log, val_clips,
-                   seen_clips, _LossMeter(state.step), state.step if resume else -1)
+                   gap_clips, _LossMeter(state.step), state.step if resume else -1)
         finished = True
         state.model.train()
         for batch in loader:
@@ -341,7 +343,7 @@ def _after_step(run: _Run, losses: dict[str, torch.Tensor]) -> None:
         run.log.advance(state.step, "")
     if state.step % sched.validation_interval == 0 or last:
         validate_and_keep_best(run.state, run.val_clips, run.recipe, run.info, run.log,
-                                run.run_dir / ckpt.BEST, run.seen_clips)
+                                run.run_dir / ckpt.BEST, run.gap_clips)
     if state.step % sched.checkpoint_interval == 0 or last:
         save_last(state, run.recipe, run.info, run.run_dir / ckpt.LAST)
         run.saved_at = state.step

@@ -202,8 +202,9 @@ class ValidationConfig:
     """What a validation scores: the held-out set decoded at each ``n_codebooks`` value (each bitrate
     the model serves); PESQ-WB / STOI are optional because they cost CPU time, DNSMOS (``dnsmos``:
     ``codec.eval.dnsmos``, ~0.3-1 CPU-s per clip) is scored at the largest ``n_codebooks`` only, as are
-    ``seen_items`` clips of training speakers (PESQ-WB / STOI; the gap to the held-out speakers
-    measures over-fitting). ``best_by`` picks the
+    ``seen_items`` clips of training speakers and as many of held-out speakers, both from the corpus
+    sources ``seen_sources`` (real speech; PESQ-WB / STOI: ``seen_*`` minus ``unseen_*`` is the
+    gap that measures over-fitting to the corpus's voices). ``best_by`` picks the
     metric (at the most stages) that decides ``best.pt``: mel_distance, pesq_wb, stoi or si_sdr."""
 
     n_codebooks: tuple[int, ...] = (3, 6, 12)
@@ -211,6 +212,7 @@ class ValidationConfig:
     stoi: bool = True
     dnsmos: bool = False
     seen_items: int = 0
+    seen_sources: tuple[str, ...] = ("asterisk", "fillets", "tuxpaint")
     audio_samples: int = 2
     best_by: str = "mel_distance"
 

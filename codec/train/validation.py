@@ -47,14 +47,16 @@ def code_clips(model: Codec, clips: Sequence[torch.Tensor], n_codebooks: int,
 
 @torch.no_grad()
 def validate(model: Codec, clips: Sequence[torch.Tensor], recipe: Recipe,
-             device: torch.device, seen_clips: Sequence[torch.Tensor] = ()) -> dict[str, float]:
+             device: torch.device,
+             gap_clips: tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]] = ((), ())) -> dict[str, float]:
     """Score the held-out clips at every ``validation.n_codebooks`` value.
 
     Returns ``{"mel_distance@N", "si_sdr@N", "pesq_wb@N", "stoi@N"}`` (means over clips) for each N,
     ``tone_db@N`` / ``pause_tone_db@N`` (the largest added stationary tone, :mod:`codec.eval.tones`,
     over all clips' frames together and over their pauses), ``dnsmos_ovrl@N`` etc. at the largest N
-    when ``validation.dnsmos``, ``seen_pesq_wb@N`` / ``seen_stoi@N`` on ``seen_clips`` (training
-    speakers) at the largest N, plus ``usage@stage_k`` / ``perplexity@stage_k`` of the codes the clips got at the largest N.
+    when ``validation.dnsmos``, ``seen_pesq_wb@N`` / ``seen_stoi@N`` and ``unseen_pesq_wb@N`` /
+    ``unseen_stoi@N`` on ``gap_clips`` (real speech of training / held-out speakers) at the largest
+    N, plus ``usage@stage_k`` / ``perplexity@stage_k`` of the codes the clips got at the largest N.
     Leaves the model in training mode and the RNG states as they were.
     """
     from ..eval import metrics
@@ -90,14 +92,17 @@ def validate(model: Codec, clips: Sequence[torch.Tensor], recipe: Recipe,
             tones = added_tones(torch.cat([x.reshape(-1) for x, _ in pairs]).cpu().numpy(),
                                 torch.cat([y.reshape(-1) for _, y in pairs]).cpu().numpy(), sr)
             out[f"tone_db@{n}"], out[f"pause_tone_db@{n}"] = tones.tone_db, tones.pause_tone_db
-            if n == n_max and seen_clips:
-                for x, y in code_clips(model, seen_clips, n, device)[0]:
+            for name, group in zip(("seen", "unseen"), gap_clips, strict=True):
+                if n != n_max or not group:
+                    continue
+                pesq, stoi = [], []
+                for x, y in code_clips(model, group, n, device)[0]:
                     ref, deg = x[0, 0].cpu().double().numpy(), y[0, 0].cpu().double().numpy()
                     ref_a, deg_a = metrics.align(ref, deg, max_shift=int(0.05 * sr))
-                    scores.setdefault("seen_pesq_wb", []).append(metrics.pesq_wb(ref_a, deg_a, sr))
-                    scores.setdefault("seen_stoi", []).append(metrics.stoi(ref_a, deg_a, sr))
-                out[f"seen_pesq_wb@{n}"] = float(np.nanmean(scores["seen_pesq_wb"]))
-                out[f"seen_stoi@{n}"] = float(np.nanmean(scores["seen_stoi"]))
+                    pesq.append(metrics.pesq_wb(ref_a, deg_a, sr))
+                    stoi.append(metrics.stoi(ref_a, deg_a, sr))
+                out[f"{name}_pesq_wb@{n}"] = float(np.nanmean(pesq))
+                out[f"{name}_stoi@{n}"] = float(np.nanmean(stoi))
             if n == n_max:
                 for usage in usage_from_codes(codes, recipe.model.codebook_size):
                     out[f"usage@stage_{usage.stage}"] = usage.usage
@@ -108,12 +113,12 @@ def validate(model: Codec, clips: Sequence[torch.Tensor], recipe: Recipe,
 
 def validate_and_keep_best(state: TrainState, clips: Sequence[torch.Tensor], recipe: Recipe,
                             info: ddp.DistInfo, log: RunLog, best_path: Path,
-                            seen_clips: Sequence[torch.Tensor] = ()) -> None:
-    """Rank 0 scores the held-out clips (and ``seen_clips``), logs codebook usage, and writes
+                            gap_clips: tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]] = ((), ())) -> None:
+    """Rank 0 scores the held-out clips (and ``gap_clips``), logs codebook usage, and writes
     best.pt on a new best."""
     if info.is_main:
         model = state.codec
-        scores = validate(model, clips, recipe, info.device, seen_clips)
+        scores = validate(model, clips, recipe, info.device, gap_clips)
         for usage in model.quantizer.usage_stats():
             scores[f"train_usage@stage_{usage.stage}"] = float(usage.usage)
             scores[f"train_perplexity@stage_{usage.stage}"] = float(usage.perplexity)
