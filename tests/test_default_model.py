@@ -30,7 +30,7 @@ def test_builtin_model_scores_what_was_recorded_and_no_model_scored_worse_before
     import json
     from pathlib import Path
 
-    from codec.eval.pinned import PINNED_METRICS, TOLERANCE, score_clips
+    from codec.eval.pinned import PINNED_METRICS, RECORDED_METRICS, TOLERANCE, score_clips
 
     data = Path(__file__).parent / "data"
     history = json.loads((data / "model_quality.json").read_text())["models"]
@@ -42,6 +42,11 @@ def test_builtin_model_scores_what_was_recorded_and_no_model_scored_worse_before
     for kbps, scores in recorded.items():
         for metric in PINNED_METRICS:
             assert measured[kbps][metric] >= scores[metric] - TOLERANCE[metric], (kbps, metric, measured)
+        if "dnsmos_ovrl" in scores:
+            assert measured[kbps]["dnsmos_ovrl"] >= scores["dnsmos_ovrl"] - TOLERANCE["dnsmos_ovrl"]
+        if "tone_db" in scores:
+            assert measured[kbps]["tone_db"] <= scores["tone_db"] + TOLERANCE["tone_db"]
+    assert set(RECORDED_METRICS) <= set(measured["6"])
     # a new built-in model may not score worse than one it replaced (6 kbps)
     for i, later in enumerate(history):
         for earlier in history[:i]:
