@@ -196,10 +196,23 @@ def copy_to_descriptor(source: str | os.PathLike[str], fd: int) -> None:
             write_all(fd, block)
 
 
+def flush_stdout() -> None:
+    """``sys.stdout.flush()`` that waits while a non-blocking standard output is full (the buffer
+    keeps what it could not write and the next flush goes on) instead of failing with EAGAIN."""
+    if sys.stdout is None:
+        return
+    while True:
+        try:
+            sys.stdout.flush()
+            return
+        except BlockingIOError:
+            _wait_writable(sys.stdout.fileno())
+
+
 def copy_to_stdout(source: str | os.PathLike[str]) -> None:
     """Copy the file ``source`` whole to ``sys.stdout``: through its descriptor when it has one
     (after flushing what was printed before), else through its binary buffer."""
-    sys.stdout.flush()
+    flush_stdout()
     buffer = sys.stdout.buffer
     try:
         fd = buffer.fileno()
@@ -216,4 +229,5 @@ def copy_to_stdout(source: str | os.PathLike[str]) -> None:
 
 __all__ = ["FILE", "STDOUT", "DIRECT", "COPY_BLOCK", "is_standard_output", "output_kind", "link_target",
            "is_terminal",
-           "open_direct", "release_reader", "write_all", "copy_to_descriptor", "copy_to_stdout"]
+           "open_direct", "release_reader", "write_all", "copy_to_descriptor", "flush_stdout",
+           "copy_to_stdout"]

@@ -44,6 +44,7 @@ from .directout import (
     STDOUT,
     copy_to_descriptor,
     copy_to_stdout,
+    flush_stdout,
     is_terminal,
     link_target,
     open_direct,
@@ -376,8 +377,8 @@ def _copied_output(target: str | os.PathLike[str], fd: int | None,
             if fd is None:
                 copy_to_stdout(tmp)
             else:
-                if to_stdout and sys.stdout is not None:
-                    sys.stdout.flush()  # what was printed before goes first
+                if to_stdout:
+                    flush_stdout()  # what was printed before goes first
                 copy_to_descriptor(tmp, fd)
         except BrokenPipeError:  # the reader stopped reading (``| head``): not a failure of ours
             if to_stdout:

@@ -468,30 +468,53 @@ def test_folder_named_like_a_file_is_not_folder_mode(tmp_path: Path, files: dict
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def test_errno_of_a_short_write_is_what_the_next_write_reports() -> None:
-    """codec.directout.write_all in-process: a short count is followed by a write of the rest, whose
-    error (EFBIG here) is raised; a full non-blocking pipe is waited on, not reported."""
+@pytest.mark.parametrize("how", ["write_all", "flush_stdout"])
+def test_a_full_nonblocking_pipe_is_waited_on(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """codec.directout in-process: ``write_all`` (the copy of a finished output) and
+    ``flush_stdout`` (text printed by ``info``, flushed at the end of every command) wait for room
+    in a full non-blocking pipe, and everything arrives. The reader starts only once the writer
+    waits, so the EAGAIN is certain."""
+    import io
+
     from codec import directout
 
+    waiting = threading.Event()
+    wait = directout._wait_writable
+
+    def signalled_wait(fd: int) -> None:
+        waiting.set()
+        wait(fd)
+
+    monkeypatch.setattr(directout, "_wait_writable", signalled_wait)
     read_end, write_end = os.pipe()
     try:
         capacity = len(fill(write_end))
         os.set_blocking(write_end, False)
-        data = bytes(range(256)) * (3 * capacity // 256 + 1)
+        data = bytes(range(256)) * (3 * capacity // 256 + 1) if how == "write_all" else b"info\n" * 99
+        if how == "write_all":
+            writer = threading.Thread(target=directout.write_all, args=(write_end, data))
+        else:
+            stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(write_end, "w", closefd=False)))
+            stdout.write(data.decode())
+            monkeypatch.setattr(sys, "stdout", stdout)
+            writer = threading.Thread(target=directout.flush_stdout)
+        writer.start()
+        assert waiting.wait(timeout=TIMEOUT)
         received = bytearray()
-
-        def drain() -> None:
-            while len(received) < capacity + len(data):
-                received.extend(os.read(read_end, 1000))
-
-        thread = threading.Thread(target=drain, daemon=True)
-        thread.start()
-        directout.write_all(write_end, data)
-        thread.join(timeout=TIMEOUT)
-        assert bytes(received[capacity:]) == data
+        while len(received) < capacity + len(data):
+            received += os.read(read_end, 1 << 16)
+        writer.join(timeout=TIMEOUT)
+        assert not writer.is_alive() and bytes(received[capacity:]) == data
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_a_short_write_is_followed_by_the_rest() -> None:
+    """``write_all`` after a short count writes the rest; the error behind the short count (EFBIG
+    here) is what the next write reports, and it is raised."""
+    from codec import directout
+
     calls: list[int] = []
 
     def short_then_efbig(fd: int, view: memoryview) -> int:
