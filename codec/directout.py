@@ -219,7 +219,6 @@ def copy_to_stdout(source: str | os.PathLike[str]) -> None:
     except (AttributeError, OSError, ValueError):
         fd = None
     if fd is not None:
-        buffer.flush()
         copy_to_descriptor(source, fd)
         return
     with open(source, "rb") as src:
@@ -228,6 +227,5 @@ def copy_to_stdout(source: str | os.PathLike[str]) -> None:
 
 
 __all__ = ["FILE", "STDOUT", "DIRECT", "COPY_BLOCK", "is_standard_output", "output_kind", "link_target",
-           "is_terminal",
-           "open_direct", "release_reader", "write_all", "copy_to_descriptor", "flush_stdout",
-           "copy_to_stdout"]
+           "is_terminal", "open_direct", "release_reader", "write_all", "copy_to_descriptor",
+           "flush_stdout", "copy_to_stdout"]
