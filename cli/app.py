@@ -90,7 +90,9 @@ def friendly_errors(fn: F) -> F:
                 warnings.simplefilter("always", DiveqWarning)
                 warnings.showwarning = _show_warning(warnings.showwarning)
                 result = fn(*args, **kwargs)
-                sys.stdout.flush()  # a closed pipe (``info x.dvq | head -1``) is reported here
+                from codec.directout import flush_stdout
+
+                flush_stdout()  # a closed pipe (``info x.dvq | head -1``) is reported here
                 return result
         except BrokenPipeError:
             from codec.fileio import silence_stdout

@@ -49,10 +49,18 @@ def _frame_callback(bar: Any, label: str) -> Callable[[int, int], None] | None:
     return update
 
 
-def _folder_jobs(src: Path, dst: Path, suffixes: tuple[str, ...], out_suffix: str) -> list[tuple[Path, Path]]:
-    """(input, output) pairs for every file under ``src`` with one of ``suffixes``, mirrored in ``dst``."""
+def _folder_jobs(src: Path, dst: Path, suffixes: tuple[str, ...], out_suffix: str,
+                 file_suffixes: tuple[str, ...]) -> list[tuple[Path, Path]]:
+    """(input, output) pairs for every file under ``src`` with one of ``suffixes``, mirrored in ``dst``.
+
+    ``dst`` must be a folder: UsageError for ``-``, an existing file, or a name ending in one of
+    ``file_suffixes`` (what the command writes single files as: ``x.dvq`` is a file, so a folder
+    input there is a mistake, e.g. a folder that happens to be named ``song.wav``)."""
     if str(dst) == "-" or (dst.exists() and not dst.is_dir()):
         raise UsageError(f"input {src} is a folder, so the output must be a folder too: {dst}")
+    if dst.suffix.lower() in file_suffixes and not dst.is_dir():
+        raise UsageError(f"input {src} is a folder, but the output {dst} names a file (it ends in "
+                         f"{dst.suffix}): give a folder for the outputs, or a file as the input")
     inputs = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
     if not inputs:
         raise UsageError(f"no {', '.join(suffixes)} files in {src}")

@@ -184,11 +184,11 @@ def encode(
     force: ForceOpt = False,
 ) -> None:
     """Encode audio to a .dvq stream (any rate 8-96 kHz, 1-64 channels)."""
-    from codec import api, audio, checks, fileio
+    from codec import api, audio, fileio
 
-    _check_bitrate_options(bitrate, n_codebooks)
     if input != "-" and Path(input).is_dir():
-        jobs = _folder_jobs(Path(input), Path(output), audio.INPUT_EXTENSIONS, ".dvq")
+        _check_bitrate_options(bitrate, n_codebooks)
+        jobs = _folder_jobs(Path(input), Path(output), audio.INPUT_EXTENSIONS, ".dvq", (".dvq",))
         _check_stages_early(model, bitrate, n_codebooks)
         codec_model = _load(model, device)
         api.choose_n_codebooks(codec_model, bitrate, n_codebooks)
@@ -197,6 +197,15 @@ def encode(
             "encoded")
         return
     output = _into_folder(output, input, ".dvq")
+    with fileio.released_on_failure(output):  # a FIFO's reader is not left waiting
+        _check_bitrate_options(bitrate, n_codebooks)
+        _encode_one(input, output, bitrate, n_codebooks, model, device, force)
+
+
+def _encode_one(input: str, output: str, bitrate: float | None, n_codebooks: int | None,
+                model: str | None, device: Device, force: bool) -> None:
+    from codec import api, audio, checks, fileio
+
     api.check_stream_output(output)
     fileio.check_distinct(input, output)
     fileio.check_output(output, force)
@@ -225,7 +234,7 @@ def decode(
     from codec import api, audio, fileio
 
     if input != "-" and Path(input).is_dir():
-        jobs = _folder_jobs(Path(input), Path(output), (".dvq",), ".wav")
+        jobs = _folder_jobs(Path(input), Path(output), (".dvq",), ".wav", audio.AUDIO_EXTENSIONS)
         models: dict[str | None, Codec] = {}
 
         def decode_one(src: Path, out: Path) -> None:  # each stream with the model that made it
@@ -238,6 +247,13 @@ def decode(
         _run_folder(jobs, decode_one, "decoded")
         return
     output = _into_folder(output, input, ".wav")
+    with fileio.released_on_failure(output):  # a FIFO's reader is not left waiting
+        _decode_one(input, output, model, device, force)
+
+
+def _decode_one(input: str, output: str, model: str | None, device: Device, force: bool) -> None:
+    from codec import api, audio, fileio
+
     audio.output_format(output)
     fileio.check_distinct(input, output)
     fileio.check_output(output, force)
@@ -263,10 +279,12 @@ def transcode(
 ) -> None:
     """Lower a .dvq stream's bitrate by keeping its first stages: no model, no audio decoding. The
     result is byte-identical to encoding the audio at that bitrate directly."""
+    from codec.fileio import released_on_failure
     from codec.transcode import transcode_file
 
-    _check_bitrate_options(bitrate, n_codebooks)
-    transcode_file(input, output, bitrate_kbps=bitrate, n_codebooks=n_codebooks, force=force)
+    with released_on_failure(output):  # a FIFO's reader is not left waiting
+        _check_bitrate_options(bitrate, n_codebooks)
+        transcode_file(input, output, bitrate_kbps=bitrate, n_codebooks=n_codebooks, force=force)
 
 
 @app.command()

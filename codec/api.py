@@ -37,7 +37,7 @@ from . import streaming
 from .checks import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, as_audio, check_channels, check_sample_rate, choose_stages
 from .device import resolve_device  # noqa: F401  (part of the API)
 from .errors import BitstreamError, ModelError, UsageError
-from .fileio import as_path, atomic_output, check_distinct, check_output
+from .fileio import as_path, atomic_output, check_distinct, check_output, released_on_failure
 from .streamfile import StreamInput, check_stream_output, open_stream  # noqa: F401  (part of the API)
 from .streamheader import model_length
 from .streaming import MAX_GAIN, TARGET_RMS, Progress, Stats, eval_mode, loudness_gains  # noqa: F401  (gains)
@@ -265,6 +265,7 @@ def compress(model: Codec, audio: Any, sample_rate: int, *, bitrate_kbps: float 
     n = choose_n_codebooks(model, bitrate_kbps, n_codebooks)
     w, c = streaming.window_frames(model, window, context)
     x = as_audio(audio)
+    streaming.check_window(w, x.shape[0], n)
     stats = Stats(x.shape[0])
     stats.add(x)
     buf = io.BytesIO()
@@ -329,16 +330,17 @@ def encode_file(model: Codec, in_path: str | os.PathLike[str] | audio_io.AudioIn
     The output must end in ``.dvq`` and must not be the input; it is written atomically and an
     existing one is kept unless ``force``. Returns the header.
     """
-    _check_model(model)
-    n = choose_n_codebooks(model, bitrate_kbps, n_codebooks)
-    w, c = streaming.window_frames(model, window, context)
-    check_stream_output(out_path)
-    if isinstance(in_path, audio_io.AudioInput):
-        return _encode_input(model, in_path, out_path, n, w, c, force, progress)
-    check_distinct(as_path(in_path, "in_path"), out_path)
-    check_output(out_path, force)
-    with audio_io.open_input(in_path) as src:
-        return _encode_input(model, src, out_path, n, w, c, force, progress)
+    with released_on_failure(out_path):
+        _check_model(model)
+        n = choose_n_codebooks(model, bitrate_kbps, n_codebooks)
+        w, c = streaming.window_frames(model, window, context)
+        check_stream_output(out_path)
+        if isinstance(in_path, audio_io.AudioInput):
+            return _encode_input(model, in_path, out_path, n, w, c, force, progress)
+        check_distinct(as_path(in_path, "in_path"), out_path)
+        check_output(out_path, force)
+        with audio_io.open_input(in_path) as src:
+            return _encode_input(model, src, out_path, n, w, c, force, progress)
 
 
 def _encode_input(model: Codec, src: audio_io.AudioInput, out_path: str | os.PathLike[str], n: int,
@@ -346,6 +348,7 @@ def _encode_input(model: Codec, src: audio_io.AudioInput, out_path: str | os.Pat
     info = src.info
     check_sample_rate(info.sample_rate, src.name)
     check_channels(info.channels, src.name)
+    streaming.check_window(window, info.channels, n)
     with atomic_output(out_path, force) as tmp:
         stats = Stats(info.channels)
         for block in src.blocks():
@@ -371,13 +374,14 @@ def decode_file(in_path: str | os.PathLike[str] | StreamInput, out_path: str | o
     length and channel count, streaming with bounded memory; written atomically. The output must not
     be the input. ``model`` None: the built-in model that made the stream. Returns the header.
     """
-    audio_io.output_format(out_path)
-    if isinstance(in_path, StreamInput):
-        return _decode_input(in_path, out_path, model, force, progress, window, context)
-    check_distinct(as_path(in_path, "in_path"), out_path)
-    check_output(out_path, force)
-    with open_stream(in_path) as stream:
-        return _decode_input(stream, out_path, model, force, progress, window, context)
+    with released_on_failure(out_path):
+        audio_io.output_format(as_path(out_path, "out_path"))
+        if isinstance(in_path, StreamInput):
+            return _decode_input(in_path, out_path, model, force, progress, window, context)
+        check_distinct(as_path(in_path, "in_path"), out_path)
+        check_output(out_path, force)
+        with open_stream(in_path) as stream:
+            return _decode_input(stream, out_path, model, force, progress, window, context)
 
 
 def _decode_input(stream: StreamInput, out_path: str | os.PathLike[str], model: Codec | None,

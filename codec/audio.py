@@ -29,7 +29,7 @@ import soundfile as sf
 import soxr
 
 from .errors import AudioError, DiveqWarning, OutputError, UsageError
-from .fileio import atomic_output, check_output, describe_os_error, is_stdio, spool_to_file
+from .fileio import atomic_output, check_output, describe_os_error, is_stdio, is_stream_output, spool_to_file
 
 #: Extensions (lower case, with the dot) this module writes.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
@@ -272,10 +272,13 @@ class StreamResampler:
 
 def output_format(path: str | os.PathLike[str]) -> tuple[str, str]:
     """(libsndfile format, subtype) chosen from the extension: 16-bit PCM wav/flac, Vorbis ogg; ``-``
-    (standard output) is 16-bit wav."""
+    (standard output), and a name of standard output, a FIFO or a character device without one of
+    these extensions (``/dev/stdout``), is 16-bit wav."""
     if is_stdio(path):
         return _OUTPUT_FORMATS[".wav"]
     ext = Path(path).suffix.lower()
+    if ext not in _OUTPUT_FORMATS and is_stream_output(path):
+        return _OUTPUT_FORMATS[".wav"]
     if ext not in _OUTPUT_FORMATS:
         raise UsageError(f"unsupported audio output extension {ext or '(none)'!r} for {path} "
                          f"(use {', '.join(AUDIO_EXTENSIONS)}, or - for wav on standard output)")

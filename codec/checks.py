@@ -114,9 +114,17 @@ def _from_tensor(audio: Any) -> np.ndarray:
     tensor = audio.detach()
     if getattr(tensor, "is_complex", lambda: False)():
         raise AudioError(f"audio must be real-valued, got a complex tensor ({tensor.dtype})")
-    if tensor.is_floating_point():
-        tensor = tensor.float()
-    return tensor.cpu().numpy()
+    device = getattr(getattr(tensor, "device", None), "type", None)
+    if device == "meta":
+        raise UsageError("audio is a tensor on the meta device, which holds no samples: pass a tensor "
+                         "with data (on the CPU or a GPU)")
+    try:
+        if tensor.is_floating_point():
+            tensor = tensor.float()
+        return tensor.cpu().numpy()
+    except (RuntimeError, TypeError, ValueError, NotImplementedError) as exc:
+        raise UsageError(f"audio is a tensor that cannot be read as samples ({device} device, "
+                         f"{tensor.dtype}): {' '.join(str(exc).split())}") from None
 
 
 def _pcm_to_float(x: np.ndarray) -> np.ndarray:

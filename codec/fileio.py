@@ -3,8 +3,11 @@ the output, ``-`` for standard input and output, write errors as :class:`~codec.
 
 - :func:`atomic_output`: every file the project writes is first written to a *part file* in the
   destination folder and renamed over the target only when complete, so an output is either the whole
-  new file or untouched. A ``-`` output is written to a part file in the temporary folder and copied
-  to standard output when complete (nothing reaches stdout from a failed run).
+  new file or untouched. A symbolic link stays a link: the file it leads to is replaced. Nothing is
+  ever renamed over anything but a regular file. A ``-`` output, a name of standard output
+  (``/dev/stdout``), a FIFO or a character device is written to a part file in the temporary folder
+  and copied into it when complete, every byte or an error (:mod:`codec.directout`); nothing reaches
+  it from a failed run.
 - Part files are named ``.NAME.XXXXXXXX.diveq.part`` and held under an exclusive ``flock`` while they
   are written. A process killed with SIGKILL cannot remove its part file, but the kernel releases its
   lock; every later write into that folder removes the unlocked part files of ours it finds
@@ -15,8 +18,9 @@ the output, ``-`` for standard input and output, write errors as :class:`~codec.
 - :func:`spool_to_file`: standard input, a FIFO or a character device can be read only once; it is
   copied once to a part file in the temporary folder, which can be read as often as needed.
 - Write failures (disk full, quota, ``ulimit -f``, I/O errors, read-only file systems, permissions)
-  raise OutputError with the system's reason. A reader of standard output that stops reading (``|
-  head``) gives BrokenPipeError, which the command line ends quietly (exit 141, as SIGPIPE would).
+  raise OutputError with the system's reason. A reader of standard output (or of a FIFO) that stops
+  reading (``| head``) gives BrokenPipeError, which the command line ends quietly (exit 141, as
+  SIGPIPE would).
 
 Only the standard library: commands that do not need audio or torch (``transcode``) stay light.
 """
@@ -27,7 +31,6 @@ import contextlib
 import errno
 import os
 import re
-import shutil
 import stat
 import sys
 import tempfile
@@ -35,6 +38,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from .directout import (
+    COPY_BLOCK,
+    DIRECT,
+    STDOUT,
+    copy_to_descriptor,
+    copy_to_stdout,
+    flush_stdout,
+    is_terminal,
+    link_target,
+    open_direct,
+    output_kind,
+    release_reader,
+)
 from .errors import DiveqError, OutputError, UsageError
 
 try:
@@ -50,7 +66,6 @@ PART_SUFFIX = ".diveq.part"
 PART_PATTERN = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(PART_SUFFIX))
 #: Characters of the target's name kept in its part file's name (file names are limited to 255 bytes).
 _NAME_CHARS = 120
-_COPY_BLOCK = 1 << 20
 
 _HINTS = {
     errno.EFBIG: "beyond the file size limit, ulimit -f, or the file system's largest file",
@@ -70,10 +85,20 @@ def describe_os_error(exc: OSError) -> str:
     return f"{text} ({hint})" if hint else text
 
 
+def _where(target: str | os.PathLike[str]) -> str:
+    return "standard output" if is_stdio(target) else str(target)
+
+
 def write_error(target: str | os.PathLike[str], exc: OSError) -> OutputError:
     """OutputError ``cannot write TARGET: reason`` for an OSError raised while writing ``target``."""
-    where = "standard output" if is_stdio(target) else str(target)
-    return OutputError(f"cannot write {where}: {describe_os_error(exc)}")
+    return OutputError(f"cannot write {_where(target)}: {describe_os_error(exc)}")
+
+
+def is_stream_output(path: str | os.PathLike[str]) -> bool:
+    """True for an output that is written through, not replaced: ``-``, a name of standard output
+    (``/dev/stdout``), a FIFO or a character device (also through links). Such outputs take any name:
+    no file is replaced. UsageError for a path that cannot be an output (a folder, a socket, ...)."""
+    return is_stdio(path) or output_kind(path) in (STDOUT, DIRECT)
 
 
 def as_path(value: object, name: str) -> str | os.PathLike[str]:
@@ -85,9 +110,13 @@ def as_path(value: object, name: str) -> str | os.PathLike[str]:
 
 
 def check_output(path: str | os.PathLike[str], force: bool = False) -> Path:
-    """Raise UsageError if ``path`` is a folder, or exists and not ``force``; returns it as a Path.
+    """Raise UsageError if ``path`` cannot be an output, or is a file that exists and not ``force``;
+    returns it as a Path.
 
-    ``-`` (standard output) is refused when standard output is a terminal (binary data would garble it).
+    ``-`` (standard output) and names of it (``/dev/stdout``) are refused when standard output is a
+    terminal (binary data would garble it). A FIFO or a character device is written into, not
+    replaced, so it needs no ``force``. A folder, a socket, a block device or a symbolic link to
+    nothing is refused (:func:`codec.directout.output_kind`).
     """
     if is_stdio(path):
         if sys.stdout is None or sys.stdout.isatty():
@@ -95,9 +124,15 @@ def check_output(path: str | os.PathLike[str], force: bool = False) -> Path:
                              "an output file name instead of -")
         return Path(STDIO)
     target = Path(path)
-    if target.is_dir():
-        raise UsageError(f"output is a folder: {target}")
-    if target.exists() and not force:
+    kind = output_kind(target)
+    if kind == STDOUT:
+        if os.isatty(1):
+            raise UsageError(f"the output {target} is standard output, which is a terminal: redirect "
+                             "it to a file or a pipe")
+    elif kind == DIRECT:
+        if is_terminal(target):
+            raise UsageError(f"the output {target} is a terminal: redirect it to a file or a pipe")
+    elif target.exists() and not force:
         raise UsageError(f"output exists: {target} (use --force to overwrite)")
     return target
 
@@ -226,26 +261,48 @@ def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator
     removed. ``-`` writes to standard output once the whole output is ready.
 
     An existing ``path`` is refused with UsageError unless ``force`` (checked before any work and again
-    before the rename); the original file is untouched until the rename. The file ends up with the
-    permissions of a normally created one (0o666 minus the umask). An OSError while writing (disk
-    full, quota, ``ulimit -f``, I/O error, ...) becomes OutputError. Every file the project writes
-    (audio, streams, models, checkpoints, eval reports) goes through here.
+    before the rename); the original file is untouched until the rename. A symbolic link stays: the
+    file it leads to is replaced. The file ends up with the permissions of a normally created one
+    (0o666 minus the umask). ``-``, a name of standard output, a FIFO (opened first: it waits for
+    its reader) or a character device gets the finished output copied in whole, with no ``force``
+    needed (:func:`check_output`). An OSError while writing (disk full, quota, ``ulimit -f``, I/O
+    error, ...) becomes OutputError. Every file the project writes (audio, streams, models,
+    checkpoints, eval reports) goes through here.
     """
     if is_stdio(path):
-        with _stdout_output() as tmp:
+        check_output(STDIO)
+        with _copied_output(STDIO, None) as tmp:
             yield tmp
         return
     target = check_output(path, force)
-    folder = target.parent
+    kind = output_kind(target)
+    if kind == STDOUT:
+        with _copied_output(target, 1) as tmp:
+            yield tmp
+        return
+    if kind == DIRECT:
+        try:
+            fd = open_direct(target)
+        except OSError as exc:
+            raise write_error(target, exc) from None
+        try:
+            with _copied_output(target, fd, to_stdout=False) as tmp:
+                yield tmp
+        finally:
+            os.close(fd)
+        return
+    real = link_target(target)
+    folder = real.parent
     if not folder.is_dir():
         raise UsageError(f"output folder does not exist: {folder}")
-    with _part_file(folder, target.name, target) as (_, tmp):
+    with _part_file(folder, real.name, target) as (_, tmp):
         try:
             yield tmp
             _seal(tmp)
-            if target.exists() and not force:
+            if real.exists() and not force:
                 raise UsageError(f"output exists: {target} (use --force to overwrite)")
-            os.replace(tmp, target)
+            _check_replaceable(real, target)
+            os.replace(tmp, real)
         except OSError as exc:
             raise write_error(target, exc) from None
     with contextlib.suppress(OSError):  # make the rename durable; not possible on every platform
@@ -254,6 +311,31 @@ def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def released_on_failure(path: object) -> Iterator[None]:
+    """Run the body; if it fails and ``path`` is a FIFO, a reader waiting on it gets end-of-file
+    (:func:`codec.directout.release_reader`) instead of waiting forever for a writer that never
+    comes: a failed command leaves a FIFO's reader as it leaves a pipe's, with nothing."""
+    try:
+        yield
+    except BaseException:
+        if isinstance(path, (str, os.PathLike)) and not is_stdio(path):
+            release_reader(path)
+        raise
+
+
+def _check_replaceable(real: Path, target: Path) -> None:
+    """UsageError unless ``real`` is a regular file or free: what took its place while the output was
+    written (a FIFO, a link, a folder) is never renamed over."""
+    try:
+        mode = os.lstat(real).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"the output {target} is no longer a regular file (it changed while it was "
+                         "written): nothing was written")
 
 
 def _seal(tmp: Path) -> None:
@@ -278,26 +360,34 @@ def silence_stdout() -> None:
 
 
 @contextlib.contextmanager
-def _stdout_output() -> Iterator[Path]:
-    check_output(STDIO)
+def _copied_output(target: str | os.PathLike[str], fd: int | None,
+                   to_stdout: bool = True) -> Iterator[Path]:
+    """A part file in the temporary folder, copied whole to ``fd`` (None: ``sys.stdout``) when the
+    work is done; the part file is removed either way. A reader that went away raises
+    BrokenPipeError; any other write error OutputError naming ``target``. ``to_stdout``: ``fd`` is
+    standard output (printed text is flushed before, and it is silenced after a failure)."""
     folder = Path(tempfile.gettempdir())
-    with _part_file(folder, "stdout", STDIO) as (_, tmp):
+    with _part_file(folder, "stdout" if to_stdout else Path(target).name, target) as (_, tmp):
         try:
             yield tmp
         except OSError as exc:
-            raise OutputError(f"cannot write the temporary copy of standard output in {folder}: "
+            raise OutputError(f"cannot write the temporary copy of {_where(target)} in {folder}: "
                               f"{describe_os_error(exc)}") from None
         try:
-            sys.stdout.flush()
-            with open(tmp, "rb") as src:
-                shutil.copyfileobj(src, sys.stdout.buffer, _COPY_BLOCK)
-            sys.stdout.buffer.flush()
+            if fd is None:
+                copy_to_stdout(tmp)
+            else:
+                if to_stdout:
+                    flush_stdout()  # what was printed before goes first
+                copy_to_descriptor(tmp, fd)
         except BrokenPipeError:  # the reader stopped reading (``| head``): not a failure of ours
-            silence_stdout()
+            if to_stdout:
+                silence_stdout()
             raise
         except OSError as exc:
-            silence_stdout()
-            raise write_error(STDIO, exc) from None
+            if to_stdout:
+                silence_stdout()
+            raise write_error(target, exc) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,7 +405,7 @@ def spool_to_file(reader: BinaryIO, what: str,
         with open(fd, "wb", closefd=False) as out:
             while True:
                 try:
-                    block = reader.read(_COPY_BLOCK)
+                    block = reader.read(COPY_BLOCK)
                 except OSError as exc:
                     raise read_error(f"cannot read {what}: {describe_os_error(exc)}") from None
                 if not block:
@@ -337,7 +427,6 @@ def is_regular_file(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-__all__ = ["STDIO", "PART_SUFFIX", "PART_PATTERN", "is_stdio", "as_path", "describe_os_error", "write_error",
-           "check_output", "check_distinct", "sweep_stale_parts", "atomic_output", "spool_to_file",
-           "silence_stdout",
-           "is_regular_file"]
+__all__ = ["STDIO", "PART_SUFFIX", "PART_PATTERN", "is_stdio", "is_stream_output", "as_path",
+           "describe_os_error", "write_error", "check_output", "check_distinct", "sweep_stale_parts",
+           "atomic_output", "released_on_failure", "spool_to_file", "silence_stdout", "is_regular_file"]

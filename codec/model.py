@@ -82,8 +82,11 @@ class Codec(nn.Module):
             raise ValueError(f"audio must be [B, 1, T], got {tuple(audio.shape)}")
 
     def encode_latent(self, audio: torch.Tensor) -> torch.Tensor:
-        """[B, 1, T] audio -> [B, D, ceil(T / hop_length)] latent (zero-padded on the right)."""
+        """[B, 1, T] audio -> [B, D, ceil(T / hop_length)] latent (zero-padded on the right). Any T >= 0:
+        T = 0 gives an empty latent [B, D, 0]."""
         self._check_audio(audio)
+        if audio.shape[-1] == 0:
+            return audio.new_zeros(audio.shape[0], self.config.latent_dim, 0)
         pad = self.n_frames(audio.shape[-1]) * self.hop_length - audio.shape[-1]
         return self.encoder(F.pad(audio, (0, pad)))
 
@@ -109,6 +112,8 @@ class Codec(nn.Module):
         """[B, n, F] codes -> [B, 1, F * hop_length] audio, or its first ``length`` samples."""
         if codes.dim() != 3:
             raise ValueError(f"codes must be [B, n, F], got {tuple(codes.shape)}")
+        if codes.shape[-1] == 0:
+            return torch.zeros(codes.shape[0], 1, 0, device=codes.device)
         audio = self.decoder(self.quantizer.decode(codes))
         return audio if length is None else audio[..., :length]
 

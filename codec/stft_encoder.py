@@ -8,6 +8,7 @@ costs a fraction of a time-domain encoder's (the DAC encoder is ~80 % of a train
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .encoder import rms_normalize
@@ -25,7 +26,7 @@ class STFTEncoder(nn.Module):
         depth: ConvNeXt blocks at the STFT frame rate (one more after each downsampling).
         rates: strides of the downsampling convolutions after the blocks.
         latent_dim: D.
-    T must be a multiple of hop * prod(rates).
+    T must be a multiple of hop * prod(rates) (any multiple: one latent frame's worth is enough).
     """
 
     window: torch.Tensor  # buffer
@@ -46,10 +47,18 @@ class STFTEncoder(nn.Module):
         self.block = nn.Sequential(*layers)
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
-        """[B, 1, T] -> [B, 2 * (n_fft / 2 + 1), T / hop] compressed real and imaginary parts."""
+        """[B, 1, T] -> [B, 2 * (n_fft / 2 + 1), T / hop] compressed real and imaginary parts.
+
+        The STFT is centred with reflect padding of n_fft / 2 on each side, which needs more than
+        n_fft / 2 samples: a shorter signal (one frame of 20 ms here) is zero-padded on the right to
+        n_fft / 2 + 1 first. Longer signals are untouched, so their features do not change.
+        """
         x = audio[:, 0].float()
+        frames = x.shape[-1] // self.hop
+        if x.shape[-1] <= self.n_fft // 2:
+            x = F.pad(x, (0, self.n_fft // 2 + 1 - x.shape[-1]))
         spec = torch.stft(x, self.n_fft, self.hop, self.n_fft, self.window, center=True,
-                          pad_mode="reflect", return_complex=True)[..., : x.shape[-1] // self.hop]
+                          pad_mode="reflect", return_complex=True)[..., :frames]
         power2 = spec.real.square() + spec.imag.square()
         spec = spec * (power2 + 1e-8).pow((INPUT_POWER - 1.0) / 2.0)
         return torch.cat([spec.real, spec.imag], dim=1)

@@ -13,14 +13,15 @@ from typing import BinaryIO
 
 from .bitstream import STREAM_EXTENSION, read_header
 from .errors import BitstreamError, UsageError, printable
-from .fileio import as_path, is_stdio
+from .fileio import as_path, is_stdio, is_stream_output
 from .streamheader import StreamHeader
 
 
 def check_stream_output(out_path: str | os.PathLike[str]) -> None:
-    """UsageError unless ``out_path`` is ``-`` or ends in ``.dvq``: a stream is never written under an
-    audio file's name (``encode in.wav in.wav --force`` would destroy the input)."""
-    if is_stdio(as_path(out_path, "the output")):
+    """UsageError unless ``out_path`` ends in ``.dvq`` or is written through rather than replaced
+    (``-``, ``/dev/stdout``, a FIFO, a character device): a stream is never written under an audio
+    file's name (``encode in.wav in.wav --force`` would destroy the input)."""
+    if is_stream_output(as_path(out_path, "out_path")):
         return
     if Path(out_path).suffix.lower() != STREAM_EXTENSION:
         raise UsageError(f"the output {out_path} does not end in {STREAM_EXTENSION}: streams are "

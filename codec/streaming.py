@@ -20,7 +20,7 @@ import numpy as np
 from . import audio as audio_io
 from .checks import check_integer
 from .errors import AudioError, BitstreamError, UsageError
-from .streamheader import model_length
+from .streamheader import MAX_CHUNK_CODES, MAX_CHUNK_FRAMES, model_length
 
 if TYPE_CHECKING:
     import torch
@@ -89,6 +89,17 @@ def window_frames(model: Codec, window: int | None, context: int | None) -> tupl
     if w < 1 or c < 0:
         raise UsageError(f"window must be >= 1 frame and context >= 0 frames, got {w}, {c}")
     return w, c
+
+
+def check_window(window: int, channels: int, n_codebooks: int) -> int:
+    """``window`` (frames), or UsageError naming it when it is longer than a stream chunk can be for
+    ``channels`` x ``n_codebooks`` (an encoder's window is its stream's chunk: at most
+    MAX_CHUNK_FRAMES frames and MAX_CHUNK_CODES codes)."""
+    most = min(MAX_CHUNK_FRAMES, MAX_CHUNK_CODES // max(1, channels * n_codebooks))
+    if window > most:
+        raise UsageError(f"window must be at most {most} frames for {channels} channel(s) at "
+                         f"{n_codebooks} stage(s) (one stream chunk), got {window}")
+    return window
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import BinaryIO
 from .bitstream import StreamHeader, iter_chunks, read_header, write_stream
 from .checks import choose_stages
 from .errors import UsageError
-from .fileio import as_path, atomic_output, check_distinct, check_output
+from .fileio import as_path, atomic_output, check_distinct, check_output, released_on_failure
 from .streamfile import StreamInput, check_stream_output, open_stream
 
 
@@ -66,8 +66,9 @@ def transcode_file(in_path: str | os.PathLike[str] | StreamInput, out_path: str 
     """Transcode a ``.dvq`` file (``-``: standard input) to another ``.dvq`` file (``-``: standard
     output) keeping fewer stages; atomic, never onto the input, an existing output only with
     ``force``. Returns the new header."""
-    check_stream_output(out_path)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(released_on_failure(out_path))
+        check_stream_output(out_path)
         if isinstance(in_path, StreamInput):
             stream = in_path
         else:

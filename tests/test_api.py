@@ -437,3 +437,33 @@ def test_streams_decode_with_the_builtin_model_that_made_them(tmp_path, monkeypa
 def _write(path, data):
     path.write_bytes(data)
     return path
+
+
+def test_more_bad_arguments_name_themselves(tmp_path: Path, model: Codec) -> None:
+    """Issue 19, item 4: arguments that leaked a bare TypeError, a BitstreamError about another
+    name, or NotImplementedError; each is a DiveqError naming the argument now."""
+    x = signal(1, 16000, 0.2)
+    stream = tmp_path / "ok.dvq"
+    stream.write_bytes(api.compress(model, x, 16000))
+    cases = [  # (call, error class, message pattern)
+        (lambda: api.decode_file(stream, None, model), UsageError, "out_path must be a path"),
+        (lambda: api.decode_file(stream, 3, model), UsageError, r"out_path must be a path .*, got int"),
+        (lambda: api.encode_file(model, stream, None), UsageError, "out_path must be a path"),
+        (lambda: api.transcode_file(stream, None, n_codebooks=1), UsageError, "out_path must be a path"),
+        (lambda: api.compress(model, x, 16000, window=10**12), UsageError,
+         r"window must be at most 65536 frames for 1 channel\(s\) at 3 stage\(s\)"),
+        (lambda: api.compress(model, np.zeros((64, 100), np.float32), 16000, window=30000), UsageError,
+         r"window must be at most 21845 frames for 64 channel\(s\)"),
+        (lambda: api.encode_file(model, tmp_path / "in.wav", tmp_path / "w.dvq", window=10**12),
+         UsageError, "window must be at most"),
+        (lambda: api.compress(model, torch.zeros(1, 16000, device="meta"), 16000), UsageError,
+         "audio is a tensor on the meta device"),
+    ]
+    sf.write(tmp_path / "in.wav", x.T, 16000)
+    for call, error, pattern in cases:
+        with pytest.raises(error, match=pattern):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "ok.dvq"]
+    # the largest window allowed still codes (the same codes: the signal fits either window)
+    largest, _ = api.decompress(api.compress(model, x, 16000, window=65536), model)
+    assert np.array_equal(largest, api.decompress(api.compress(model, x, 16000, window=100), model)[0])

@@ -33,6 +33,9 @@ MEL_WINDOW_LENGTHS: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048)
 DAC_N_MELS: tuple[int, ...] = (5, 10, 20, 40, 80, 160, 320)  # DAC's band counts at 44.1 kHz
 MEL_CLAMP = 1e-5
 PESQ_SAMPLE_RATE = 16000
+#: STOI (pystoi) works at 10 kHz on frames of 256 samples every 128 and needs 30 of them: a signal
+#: of fewer than 256 + 29 * 128 samples there has too few frames, whatever it holds.
+STOI_SAMPLE_RATE, STOI_MIN_SAMPLES = 10000, 256 + 29 * 128
 
 
 # ------------------------------------------------------------------------------------ mel scales
@@ -248,15 +251,22 @@ def stoi(ref: np.ndarray, deg: np.ndarray, sample_rate: int) -> float:
     """Short-time objective intelligibility (pystoi, classic STOI; about 0..1, higher is better).
 
     ref, deg: ``[T]`` at ``sample_rate`` (pystoi resamples to 10 kHz itself); cut to equal length.
+    Returns NaN, without raising, where STOI is undefined: fewer than 30 frames of 25.6 ms (about
+    0.4 s) that are not silent, for which pystoi itself would warn and return 1e-5.
     """
     from pystoi import stoi as pystoi_stoi
 
     ref = _as_mono(ref, "ref").astype(np.float64)
     deg = _as_mono(deg, "deg").astype(np.float64)
     length = min(ref.shape[0], deg.shape[0])
-    with warnings.catch_warnings():  # pystoi warns (and returns 1e-5) for too-short signals
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(pystoi_stoi(ref[:length], deg[:length], sample_rate, extended=False))
+    if length * STOI_SAMPLE_RATE < STOI_MIN_SAMPLES * sample_rate:
+        return math.nan
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        value = float(pystoi_stoi(ref[:length], deg[:length], sample_rate, extended=False))
+    if any("Not enough STFT frames" in str(w.message) for w in caught):
+        return math.nan
+    return value
 
 
 def si_sdr(ref: np.ndarray, deg: np.ndarray) -> float:
@@ -281,14 +291,19 @@ def score(ref: np.ndarray, deg: np.ndarray, sample_rate: int,
           max_shift_s: float = 0.05) -> dict[str, float]:
     """Align ``deg`` to ``ref`` (lags up to ``max_shift_s`` seconds) and compute all four metrics.
 
-    ref, deg: ``[T]`` at ``sample_rate``. Returns ``{"pesq_wb", "stoi", "mel_distance", "si_sdr"}``.
+    ref, deg: ``[T]`` at ``sample_rate``. Returns ``{"pesq_wb", "stoi", "mel_distance", "si_sdr"}``;
+    a metric that is undefined for these signals is NaN (PESQ-WB and STOI below about 0.25 / 0.4 s
+    or on silence, the mel distance at or below half its longest window, 1024 samples; SI-SDR on
+    nothing), so that a short clip is scored on what can be scored.
     """
     ref, deg = align(ref, deg, max_shift=int(round(max_shift_s * sample_rate)))
+    length = ref.shape[0]
     return {
         "pesq_wb": pesq_wb(ref, deg, sample_rate),
         "stoi": stoi(ref, deg, sample_rate),
-        "mel_distance": mel_distance(ref, deg, sample_rate),
-        "si_sdr": si_sdr(ref, deg),
+        "mel_distance": (mel_distance(ref, deg, sample_rate) if length > MEL_WINDOW_LENGTHS[-1] // 2
+                         else math.nan),
+        "si_sdr": si_sdr(ref, deg) if length else math.nan,
     }
 
 
