@@ -168,9 +168,6 @@ def encode_stream(input: str, output: str, load: Callable[[str], Codec], model: 
     """``encode --stream``: raw s16le mono PCM at ``rate`` Hz in, packets out (see the module docstring).
     ``load(name)`` loads a model by file or built-in name."""
     from codec.checks import check_real, check_sample_rate
-    from codec.realtime import StreamEncoder
-
-    _one_thread()
 
     if not is_stdio(output) and output.endswith(DVQ_SUFFIX):
         raise UsageError(f"--stream writes a packet stream, not a {DVQ_SUFFIX} file: name the output "
@@ -180,7 +177,11 @@ def encode_stream(input: str, output: str, load: Callable[[str], Codec], model: 
     check_distinct(input, output)
     _check_out(output, force)
     with _open_in(input, "raw PCM", AudioError) as src:
-        codec_model = load(model if model is not None else _builtin_causal())
+        name = model if model is not None else _builtin_causal()
+        from codec.realtime import StreamEncoder  # torch: after the checks that need none
+
+        _one_thread()
+        codec_model = load(name)
         encoder = StreamEncoder(codec_model, sample_rate=rate, bitrate_kbps=bitrate, n_codebooks=n_codebooks,
                                 gain=gain, frames_per_packet=frames_per_packet)
         with _open_out(output, force) as out:
@@ -204,15 +205,16 @@ def decode_stream(input: str, output: str, load: Callable[[str], Codec], model: 
                   force: bool) -> None:
     """``decode --stream``: packets in, raw s16le mono PCM at the session's rate out."""
     from codec.packets import read_packet, read_session
-    from codec.realtime import StreamDecoder
-
-    _one_thread()
 
     check_distinct(input, output)
     _check_out(output, force)
     with _open_in(input, "a packet stream", BitstreamError) as src:
         session = read_session(src)  # fail on a bad stream before loading the model
-        codec_model = load(model if model is not None else _builtin_for_session(session))
+        name = model if model is not None else _builtin_for_session(session)
+        from codec.realtime import StreamDecoder  # torch: after the checks that need none
+
+        _one_thread()
+        codec_model = load(name)
         decoder = StreamDecoder(codec_model, session)
         with _open_out(output, force) as out:
             ended = False
