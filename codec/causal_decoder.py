@@ -21,6 +21,7 @@ from torch import nn
 
 from .decoder import SPECTRUM_POWER
 from .nn.causal import (
+    CausalChannelNorm,
     CausalConv1d,
     CausalConvNeXtBlock,
     CausalConvTranspose1d,
@@ -28,7 +29,6 @@ from .nn.causal import (
     initial_states,
     step_sequential,
 )
-from .nn.convnext import ChannelNorm
 
 #: The compressed magnitude's cap before decompression (as in :mod:`codec.decoder`'s head): |S| <=
 #: 10^(1/0.3) ~ 2154 bounds the growth.
@@ -80,11 +80,11 @@ class CausalISTFTHead(nn.Module):
         return self.lookahead * self.hop
 
     def _frames(self, x: torch.Tensor) -> torch.Tensor:
-        """Projected features [B, n_fft + 2, N] -> windowed time frames [B, n_fft, N]."""
-        a, b = x.float().chunk(2, dim=1)
+        """Projected features, time-major [B, N, n_fft + 2] -> windowed time frames [B, n_fft, N]."""
+        a, b = x.float().chunk(2, dim=-1)
         real, imag = spectrum_parts(a, b, self.spectrum)
-        frames = torch.fft.irfft(torch.complex(real, imag), n=self.n_fft, dim=1)
-        return frames * self.window[:, None]
+        frames = torch.fft.irfft(torch.complex(real, imag), n=self.n_fft, dim=-1)
+        return (frames * self.window).transpose(1, 2)
 
     def _overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
         """[B, n_fft, N] -> [B, (N - 1) * hop + n_fft]: frame m added at offset m * hop."""
@@ -99,7 +99,7 @@ class CausalISTFTHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1]
-        ola = self._overlap_add(self._frames(self.proj(x)))  # index 0 = sample -delay
+        ola = self._overlap_add(self._frames(self.proj(x).transpose(1, 2)))  # index 0 = sample -delay
         return self._normalise(ola[:, self.delay: self.delay + n * self.hop])[:, None, :]
 
     # ---- frame by frame -----------------------------------------------------------------------
@@ -108,13 +108,14 @@ class CausalISTFTHead(nn.Module):
         return [self.proj.initial_state(x), x.new_zeros(x.shape[0], self.n_fft - self.hop)]
 
     def step(self, x: torch.Tensor, state: list[torch.Tensor]) -> torch.Tensor:
-        """The next frames' features [B, C, n] -> the next ``n * hop`` samples [B, n * hop] whose windows
-        are all in: samples ``[(m0 - lookahead) * hop, (m0 + n - lookahead) * hop)`` for first frame m0."""
+        """The next frames' features, time-major [B, n, C] -> the next ``n * hop`` samples [B, n * hop]
+        whose windows are all in: samples ``[(m0 - lookahead) * hop, (m0 + n - lookahead) * hop)`` for
+        first frame m0."""
         y, state[0] = self.proj.step(x, state[0])
         ola = self._overlap_add(self._frames(y))
         carry = self.n_fft - self.hop
-        ola = torch.cat([ola[:, :carry] + state[1], ola[:, carry:]], dim=-1)
-        n = x.shape[-1] * self.hop
+        ola[:, :carry] += state[1]
+        n = x.shape[1] * self.hop
         state[1] = ola[:, n:]
         return self._normalise(ola[:, :n])
 
@@ -133,12 +134,12 @@ class CausalVocosDecoder(nn.Module):
                  spectrum: str = "cartesian", lookahead: int = 0) -> None:
         super().__init__()
         self.hop_length = head_hop * math.prod(rates)
-        layers: list[nn.Module] = [CausalConv1d(latent_dim, dim, kernel_size=7), ChannelNorm(dim)]
+        layers: list[nn.Module] = [CausalConv1d(latent_dim, dim, kernel_size=7), CausalChannelNorm(dim)]
         layers += [CausalConvNeXtBlock(dim) for _ in range(depth)]
         for rate in rates:
             layers += [CausalConvTranspose1d(dim, dim, kernel_size=2 * rate, stride=rate),
                        CausalConvNeXtBlock(dim)]
-        layers.append(ChannelNorm(dim))
+        layers.append(CausalChannelNorm(dim))
         self.block = nn.Sequential(*layers)
         self.head = CausalISTFTHead(dim, head_hop, spectrum, kernel_size=3, lookahead=lookahead)
 
@@ -161,7 +162,7 @@ class CausalVocosDecoder(nn.Module):
         first of them ``delay`` samples before the frames' start; ``state`` is updated in place."""
         k = len(self.block)
         block_states = state[:k]
-        h = step_sequential(self.block, latent, block_states)
+        h = step_sequential(self.block, latent.transpose(1, 2), block_states)
         head_state = [s for s in state[k:] if s is not None]
         audio = self.head.step(h, head_state)
         state[:k], state[k:] = block_states, head_state

@@ -18,18 +18,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from .encoder import rms_normalize
-from .nn.causal import CausalConv1d, CausalConvNeXtBlock, initial_states, step_sequential
-from .nn.convnext import ChannelNorm
+from .nn.causal import CausalChannelNorm, CausalConv1d, CausalConvNeXtBlock, initial_states, step_sequential
 from .stft_encoder import INPUT_POWER
 
 
 def compressed_spectrum(frames: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    """Windowed frames ``[B, F, n_fft]`` -> ``[B, 2 * (n_fft / 2 + 1), F]``: real and imaginary parts of
-    each frame's spectrum S, power-compressed to |S|^0.3 S/|S| (as the offline encoder reads it)."""
-    spec = torch.fft.rfft(frames.float() * window, dim=-1)  # [B, F, bins]
-    real, imag = spec.real, spec.imag
-    scale = (real.square() + imag.square() + 1e-8).pow((INPUT_POWER - 1.0) / 2.0)
-    return torch.cat([real * scale, imag * scale], dim=-1).transpose(1, 2)
+    """Frames ``[B, F, n_fft]`` -> ``[B, F, 2 * (n_fft / 2 + 1)]`` (time-major): real and imaginary
+    parts of each windowed frame's spectrum S, power-compressed to |S|^0.3 S/|S| (as the offline
+    encoder reads it)."""
+    spec = torch.view_as_real(torch.fft.rfft(frames.float() * window, dim=-1))  # [B, F, bins, 2]
+    scale = (spec.square().sum(dim=-1, keepdim=True) + 1e-8).pow((INPUT_POWER - 1.0) / 2.0)
+    return (spec * scale).transpose(2, 3).flatten(2)  # real parts, then imaginary parts
 
 
 class CausalSTFTEncoder(nn.Module):
@@ -49,17 +48,17 @@ class CausalSTFTEncoder(nn.Module):
         bins = self.n_fft // 2 + 1
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
         self.embed = CausalConv1d(2 * bins, dim, kernel_size=3)
-        layers: list[nn.Module] = [ChannelNorm(dim)]
+        layers: list[nn.Module] = [CausalChannelNorm(dim)]
         layers += [CausalConvNeXtBlock(dim) for _ in range(depth)]
         for rate in rates:
             layers += [CausalConv1d(dim, dim, kernel_size=2 * rate, stride=rate), CausalConvNeXtBlock(dim)]
-        layers += [ChannelNorm(dim), nn.Conv1d(dim, latent_dim, kernel_size=1)]
+        layers += [CausalChannelNorm(dim), CausalConv1d(dim, latent_dim, kernel_size=1)]
         self.block = nn.Sequential(*layers)
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         """[B, 1, T] -> [B, 2 * (n_fft / 2 + 1), T / hop]: frame j ends at sample (j + 1) * hop."""
         x = F.pad(audio[:, 0].float(), (self.n_fft - self.hop, 0))
-        return compressed_spectrum(x.unfold(-1, self.n_fft, self.hop), self.window)
+        return compressed_spectrum(x.unfold(-1, self.n_fft, self.hop), self.window).transpose(1, 2)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         return rms_normalize(self.block(self.embed(self.features(audio))))
@@ -78,11 +77,11 @@ class CausalSTFTEncoder(nn.Module):
         assert history is not None
         x = torch.cat([history, audio.float()], dim=-1)
         state[0] = x[:, x.shape[-1] - (self.n_fft - self.hop):]
-        h = compressed_spectrum(x.unfold(-1, self.n_fft, self.hop), self.window)
+        h = compressed_spectrum(x.unfold(-1, self.n_fft, self.hop), self.window)  # [B, n, 2 * bins]
         embed_state = state[1]
         assert embed_state is not None
         h, state[1] = self.embed.step(h, embed_state)
         layer_states = state[2:]
         h = step_sequential(self.block, h, layer_states)
         state[2:] = layer_states
-        return rms_normalize(h)
+        return rms_normalize(h.transpose(1, 2))

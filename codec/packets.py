@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import binascii
 import dataclasses
+import functools
 import io
 import math
 import struct
@@ -114,7 +115,7 @@ class SessionHeader:
         data = b"".join(parts)
         return data + _U32.pack(zlib.crc32(data))
 
-    @property
+    @functools.cached_property
     def crc(self) -> int:
         """The header's CRC32 (its last 4 bytes); packets seed their CRC-16 with its low 16 bits."""
         return zlib.crc32(self.to_bytes()[:-4])

@@ -34,6 +34,7 @@ frame, so there are no clicks. Late packets (sequence numbers behind the stream)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,12 @@ PLC_FADE_FRAMES = 4
 MAX_GAP_FRAMES = 250
 _HALF = SEQUENCE_MODULUS // 2
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _eval(model: Codec) -> contextlib.AbstractContextManager[None]:
+    """Eval mode for the call (a model already in eval mode, as loaded, is left alone: switching
+    walks every module, twice per call)."""
+    return eval_mode(model) if model.training else contextlib.nullcontext()
 
 
 def chain_latency(model: Codec, sample_rate: int) -> int:
@@ -196,7 +203,7 @@ class StreamEncoder:
         ``keep``, the last 1..frames_per_packet frames stay held, for the end packet)."""
         k = self._pending.shape[0] // self._hop
         if k:
-            with eval_mode(self.model):
+            with _eval(self.model):
                 coded = self._frames.encode(torch.from_numpy(self._pending[: k * self._hop].copy())[None])
             self._pending = self._pending[k * self._hop:]
             self._held.extend(coded[0].numpy().T)  # one [K] array per frame
@@ -321,7 +328,7 @@ class StreamDecoder:
         if packet.n_codebooks > config.n_codebooks:
             raise BitstreamError(f"packet {packet.seq} carries {packet.n_codebooks} stages; the model has "
                                  f"{config.n_codebooks}")
-        with eval_mode(self.model):
+        with _eval(self.model):
             latent = self._frames.latent(torch.from_numpy(packet.codes))
             audio = self._frames.decode_latent(latent)[0].numpy()
         self._last_latent = latent[..., -1:]
@@ -345,7 +352,7 @@ class StreamDecoder:
             else:
                 latent = self._last_latent
                 target = float(np.clip(1.0 - (self._lost - 1) / PLC_FADE_FRAMES, 0.0, 1.0))
-            with eval_mode(self.model):
+            with _eval(self.model):
                 audio = self._frames.decode_latent(latent)[0].numpy()
             pieces.append(self._ramp(audio, self._level, target))
             self._level = target
@@ -366,7 +373,7 @@ class StreamDecoder:
                                  f"frames (up to sequence number {frames})")
 
     def _finish(self, pieces: list[np.ndarray]) -> np.ndarray:
-        with eval_mode(self.model):
+        with _eval(self.model):
             pieces.append(self._frames.finish()[0].numpy())
         out = self._to_output(np.concatenate(pieces), last=True)
         self._closed = True

@@ -52,9 +52,9 @@ def test_causal_conv_steps_equal_forward(stride: int) -> None:
         state, pieces = layer.initial_state(x), []
         s = layer.stride[0]
         for a, b in _chunks(x.shape[-1] // s, rng, 4):
-            y, state = layer.step(x[..., a * s:b * s], state)
+            y, state = layer.step(x[..., a * s:b * s].transpose(1, 2), state)  # steps are time-major
             pieces.append(y)
-        torch.testing.assert_close(torch.cat(pieces, -1), layer(x), rtol=0, atol=1e-5)
+        torch.testing.assert_close(torch.cat(pieces, 1).transpose(1, 2), layer(x), rtol=0, atol=1e-5)
 
 
 def test_causal_conv_sees_no_future() -> None:
@@ -76,9 +76,9 @@ def test_causal_transposed_conv_and_convnext_and_wn_steps_equal_forward() -> Non
     for layer in (up, block, wn):
         state, pieces = layer.initial_state(x), []
         for a, b in _chunks(15, rng, 5):
-            y, state = layer.step(x[..., a:b], state)
+            y, state = layer.step(x[..., a:b].transpose(1, 2), state)
             pieces.append(y)
-        torch.testing.assert_close(torch.cat(pieces, -1), layer(x), rtol=0, atol=1e-5)
+        torch.testing.assert_close(torch.cat(pieces, 1).transpose(1, 2), layer(x), rtol=0, atol=1e-5)
     # the upsampler: output frame t is complete once input frame t // 3 is in
     x2 = x.clone()
     x2[..., 7:] += 1.0
@@ -87,7 +87,7 @@ def test_causal_transposed_conv_and_convnext_and_wn_steps_equal_forward() -> Non
     with torch.no_grad():
         wn.weight_g.mul_(2.0)
     state = wn.initial_state(x)
-    torch.testing.assert_close(wn.step(x, state)[0], wn(x), rtol=0, atol=1e-5)
+    torch.testing.assert_close(wn.step(x.transpose(1, 2), state)[0].transpose(1, 2), wn(x), rtol=0, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------ models
@@ -167,7 +167,7 @@ def test_hash_names_the_timing_and_files_round_trip(tmp_path: Path) -> None:
     loaded = load_model_file(tmp_path / "offline.safetensors")
     causal = with_timing(loaded, causal=True, lookahead=2)
     assert causal.config.causal and causal.weights_hash != loaded.weights_hash
-    assert all(torch.equal(a, b) for a, b in zip(causal.state_dict().values(), loaded.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(causal.state_dict().values(), loaded.state_dict().values(), strict=True))
     assert weights_hash(loaded.state_dict()) == weights_hash(loaded.state_dict(), loaded.config)
     save_model(causal, tmp_path / "causal.safetensors")
     again = load_model_file(tmp_path / "causal.safetensors")

@@ -3,23 +3,28 @@ time only, and ``step`` computes the next output frames from the next input fram
 giving what ``forward`` gives on the whole sequence.
 
 Conventions for every layer here: ``forward(x)`` takes a whole sequence ``[B, C, T]`` that starts from
-silence (zeros before it); ``initial_state(x)`` is that silence as a state for a batch like ``x``;
-``step(x, state) -> (y, state)`` takes the next input frames (a multiple of the stride) and returns
-their output frames and the new state. The state has a fixed size, so a stream of any length runs in
-constant memory. Parameter names and shapes are those of the offline (centred) layers they replace.
+silence (zeros before it). ``initial_state(x)`` is that silence as a state for a batch like ``x``, and
+``step(x, state) -> (y, state)`` takes the next input frames **time-major**, ``[B, n, C]`` (n a
+multiple of the stride), and returns their output frames ``[B, n', C']`` and the new state. The state
+has a fixed size, so a stream of any length runs in constant memory. Parameter names and shapes are
+those of the offline (centred) layers they replace.
 
-``step`` is for inference (no gradients) and computes a few frames at a time, where a convolution
-call costs far more than its arithmetic: it multiplies the unfolded input by the weight as a matrix
-instead (the same sums, in another order: equal to ``forward`` to float rounding).
+``step`` is for inference (no gradients) on a frame or two at a time, where each operation's call
+costs more than its arithmetic: it works time-major (LayerNorm and the MLPs need no transposes),
+multiplies unfolded frames by the weights as matrices instead of calling a convolution, and keeps
+what it derives from the weights (a normalised weight, the ConvNeXt scale folded into its last layer)
+until they change. The sums are the same, in another order: equal to ``forward`` to float rounding.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .convnext import ConvNeXtBlock
+from .convnext import ChannelNorm, ConvNeXtBlock
 from .layers import WNConv1d, normed_weight
 
 
@@ -29,45 +34,81 @@ def _left_context(kernel_size: int, stride: int) -> int:
     return kernel_size - stride
 
 
+class _Derived:
+    """What a layer's ``step`` reads from its parameters (the parameters themselves, or tensors made
+    from them), made again only when a parameter changed: in place (an optimiser, ``load_state_dict``)
+    or moved (``.to``). Reading parameters through ``nn.Module`` attribute lookup costs more than the
+    arithmetic of a frame, so a step reads this tuple instead."""
+
+    def __init__(self, params: Callable[[], tuple[torch.Tensor, ...]],
+                 make: Callable[[], tuple[torch.Tensor | None, ...]]) -> None:
+        self._params_fn = params
+        self._params: tuple[torch.Tensor, ...] | None = None
+        self._make = make
+        self._key: tuple[int, ...] | None = None
+        self._value: tuple[torch.Tensor | None, ...] = ()
+
+    def get(self) -> tuple[torch.Tensor | None, ...]:
+        if self._params is None:
+            self._params = self._params_fn()
+        key = tuple(v for p in self._params for v in (p._version, p.data_ptr()))
+        if key != self._key:
+            with torch.no_grad():
+                self._value = tuple(None if t is None else t.detach() for t in self._make())
+            self._key = key
+        return self._value
+
+
+def _conv_frames(full: torch.Tensor, weight2d: torch.Tensor, bias: torch.Tensor | None, k: int,
+                 stride: int) -> torch.Tensor:
+    """A convolution over a few time-major frames ``full`` [B, L, C_in] with ``weight2d`` [C_out,
+    C_in * k]: the unfolded frames times the weight."""
+    patches = full.unfold(1, k, stride)  # [B, n, C_in, k]
+    b, n = patches.shape[:2]
+    return F.linear(patches.reshape(b, n, -1), weight2d, bias)
+
+
 class CausalConv1d(nn.Conv1d):
     """``nn.Conv1d`` padded on the left by ``kernel_size - stride`` frames: ``[B, C_in, T] -> [B, C_out,
-    T / stride]``, output frame t sees input frames up to ``t * stride + stride - 1``. State: the last
-    ``kernel_size - stride`` input frames ``[B, C_in, kernel_size - stride]``."""
+    T / stride]``, output frame t sees input frames up to ``t * stride + stride - 1``. ``groups`` is 1
+    or ``in_channels`` (depthwise). State: the last ``kernel_size - stride`` input frames (None for a
+    1 x 1 convolution, which needs none)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  groups: int = 1) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, groups=groups)
+        if groups not in (1, in_channels) or (groups > 1 and out_channels != in_channels):
+            raise ValueError("a causal convolution is plain (groups 1) or depthwise (groups = channels)")
         self.context = _left_context(kernel_size, stride)
+        # plain: the weight as a matrix [C_out, C_in * k]; depthwise: [C, k]
+        self._derived = _Derived(self._own_parameters, self._step_tensors)
+
+    def _own_parameters(self) -> tuple[torch.Tensor, ...]:
+        return tuple(self.parameters())
+
+    def _step_tensors(self) -> tuple[torch.Tensor | None, ...]:
+        return self.weight.reshape(self.out_channels, -1), self.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(F.pad(x, (self.context, 0)))
 
-    def initial_state(self, x: torch.Tensor) -> torch.Tensor:
-        return x.new_zeros(x.shape[0], self.in_channels, self.context)
+    def initial_state(self, x: torch.Tensor) -> torch.Tensor | None:
+        return x.new_zeros(x.shape[0], self.context, self.in_channels) if self.context else None
 
-    def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        full = torch.cat([state, x], dim=-1)
-        return _conv_step(full, self.weight, self.bias, self.stride[0], self.groups), \
-            full[..., full.shape[-1] - self.context:]
-
-
-def _conv_step(full: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int,
-               groups: int) -> torch.Tensor:
-    """``F.conv1d(full, weight, bias, stride, groups=groups)`` for a few frames ``full`` [B, C_in, L]
-    (groups 1 or C_in): the unfolded frames times the weight."""
-    k = weight.shape[-1]
-    patches = full.unfold(-1, k, stride)  # [B, C_in, n, k]
-    if groups == 1:
-        b, c, n, _ = patches.shape
-        y = F.linear(patches.transpose(1, 2).reshape(b, n, c * k), weight.reshape(weight.shape[0], -1),
-                     bias).transpose(1, 2)
-    elif groups == full.shape[1] == weight.shape[0]:
-        y = (patches * weight).sum(dim=-1)  # weight [C, 1, k] against [B, C, n, k]
-        if bias is not None:
-            y = y + bias[:, None]
-    else:
-        return F.conv1d(full, weight, bias, stride, groups=groups)
-    return y
+    def step(self, x: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        weight, bias = self._derived.get()
+        assert weight is not None
+        k, s = self.kernel_size[0], self.stride[0]
+        if state is None:  # 1 x 1
+            return F.linear(x, weight, bias), None
+        full = torch.cat([state, x], dim=1)
+        if self.groups == 1:
+            y = _conv_frames(full, weight, bias, k, s)
+        else:  # depthwise: [B, n, C, k] times the weight [C, k]
+            y = (full.unfold(1, k, s) * weight).sum(dim=-1)
+            if bias is not None:
+                y = y + bias
+        return y, full[:, full.shape[1] - self.context:]
 
 
 class CausalWNConv1d(WNConv1d):
@@ -77,27 +118,25 @@ class CausalWNConv1d(WNConv1d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
         super().__init__(in_channels, out_channels, kernel_size=kernel_size)
         self.context = _left_context(kernel_size, 1)
-        self._cached: tuple[tuple[int, ...], torch.Tensor] | None = None
+        self._derived = _Derived(self._own_parameters, self._step_tensors)
+
+    def _own_parameters(self) -> tuple[torch.Tensor, ...]:
+        return tuple(self.parameters())
+
+    def _step_tensors(self) -> tuple[torch.Tensor | None, ...]:
+        return normed_weight(self.weight_v, self.weight_g).reshape(self.out_channels, -1), self.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(F.pad(x, (self.context, 0)))
 
     def initial_state(self, x: torch.Tensor) -> torch.Tensor:
-        return x.new_zeros(x.shape[0], self.in_channels, self.context)
-
-    def _step_weight(self) -> torch.Tensor:
-        """The normalised weight, computed again only when ``weight_v`` or ``weight_g`` changed."""
-        v, g = self.weight_v, self.weight_g
-        key = (v._version, g._version, v.data_ptr(), g.data_ptr())
-        if self._cached is None or self._cached[0] != key:
-            with torch.no_grad():
-                self._cached = key, normed_weight(v, g).detach()
-        return self._cached[1]
+        return x.new_zeros(x.shape[0], self.context, self.in_channels)
 
     def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        full = torch.cat([state, x], dim=-1)
-        return _conv_step(full, self._step_weight(), self.bias, 1, 1), \
-            full[..., full.shape[-1] - self.context:]
+        weight, bias = self._derived.get()
+        assert weight is not None
+        full = torch.cat([state, x], dim=1)
+        return _conv_frames(full, weight, bias, self.kernel_size[0], 1), full[:, full.shape[1] - self.context:]
 
 
 class CausalConvTranspose1d(nn.ConvTranspose1d):
@@ -111,27 +150,34 @@ class CausalConvTranspose1d(nn.ConvTranspose1d):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride)
         self.context = _left_context(kernel_size, stride)
         self.up = stride
+        self._derived = _Derived(self._own_parameters, self._step_tensors)
+
+    def _own_parameters(self) -> tuple[torch.Tensor, ...]:
+        return tuple(self.parameters())
+
+    def _step_tensors(self) -> tuple[torch.Tensor | None, ...]:
+        # [C_in, C_out, k] -> [k * C_out, C_in]: row j * C_out + c writes output channel c at offset j
+        return self.weight.permute(2, 1, 0).reshape(-1, self.in_channels), self.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return super().forward(x)[..., : x.shape[-1] * self.up]
 
     def initial_state(self, x: torch.Tensor) -> torch.Tensor:
-        return x.new_zeros(x.shape[0], self.out_channels, self.context)
+        return x.new_zeros(x.shape[0], self.context, self.out_channels)
 
     def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, c_in, frames = x.shape
-        k = self.kernel_size[0]
-        # each input frame's k output frames: [B, n, C_out, k], then overlap-added at stride ``up``
-        parts = F.linear(x.transpose(1, 2), self.weight.reshape(c_in, -1).t())
-        parts = parts.reshape(b, frames, self.out_channels, k).permute(0, 2, 3, 1)  # [B, C_out, k, n]
-        y = F.fold(parts.reshape(b, self.out_channels * k, frames), output_size=(1, (frames - 1) * self.up + k),
-                   kernel_size=(1, k), stride=(1, self.up)).reshape(b, self.out_channels, -1)
-        y = torch.cat([y[..., : self.context] + state, y[..., self.context:]], dim=-1)
-        n = frames * self.up
-        out = y[..., :n]
-        if self.bias is not None:
-            out = out + self.bias[:, None]
-        return out, y[..., n:]
+        weight, bias = self._derived.get()
+        assert weight is not None
+        b, n, _ = x.shape
+        k, c = self.kernel_size[0], self.out_channels
+        parts = F.linear(x, weight).reshape(b, n, k, c)  # each input frame's k output frames
+        y = torch.cat([state, x.new_zeros(b, n * self.up, c)], dim=1)
+        for i in range(n):  # overlap-add (a frame or two per step)
+            y[:, i * self.up:i * self.up + k] += parts[:, i]
+        out = y[:, : n * self.up]
+        if bias is not None:
+            out = out + bias
+        return out, y[:, n * self.up:]
 
 
 class CausalConvNeXtBlock(ConvNeXtBlock):
@@ -143,38 +189,76 @@ class CausalConvNeXtBlock(ConvNeXtBlock):
                  layer_scale: float = 0.1) -> None:
         super().__init__(dim, kernel_size, expansion, layer_scale)
         self.dwconv = CausalConv1d(dim, dim, kernel_size, groups=dim)
+        self.eps = float(self.norm.eps)
+        self._derived = _Derived(self._own_parameters, self._step_tensors)
+
+    def _own_parameters(self) -> tuple[torch.Tensor, ...]:
+        return tuple(self.parameters())
+
+    def _step_tensors(self) -> tuple[torch.Tensor | None, ...]:
+        """(depthwise weight [C, k], its bias, LayerNorm weight, bias, first MLP layer's weight, bias,
+        last layer's weight and bias with the scale gamma folded in)."""
+        dw, norm, one, two = self.dwconv, self.norm, self.pwconv1, self.pwconv2
+        return (dw.weight[:, 0], dw.bias, norm.weight, norm.bias, one.weight, one.bias,
+                two.weight * self.gamma[:, None], two.bias * self.gamma)
 
     def initial_state(self, x: torch.Tensor) -> torch.Tensor:
-        assert isinstance(self.dwconv, CausalConv1d)
-        return self.dwconv.initial_state(x)
+        return x.new_zeros(x.shape[0], self.kernel_size - 1, self.dim)
 
     def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        assert isinstance(self.dwconv, CausalConv1d)
-        h, state = self.dwconv.step(x, state)
-        return self.finish(x, h), state
+        dw_weight, dw_bias, norm_weight, norm_bias, weight1, bias1, weight2, bias2 = self._derived.get()
+        assert dw_weight is not None and weight1 is not None and weight2 is not None
+        full = torch.cat([state, x], dim=1)
+        h = (full.unfold(1, self.kernel_size, 1) * dw_weight).sum(dim=-1)
+        if dw_bias is not None:
+            h = h + dw_bias
+        h = F.layer_norm(h, (self.dim,), norm_weight, norm_bias, self.eps)
+        h = F.linear(F.gelu(F.linear(h, weight1, bias1)), weight2, bias2)
+        return x + h, full[:, full.shape[1] - self.kernel_size + 1:]
 
 
-#: The layers with a ``step``; any other layer of a causal stack works on each frame alone.
-StepLayer = CausalConv1d | CausalWNConv1d | CausalConvTranspose1d | CausalConvNeXtBlock
+class CausalChannelNorm(ChannelNorm):
+    """:class:`~codec.nn.convnext.ChannelNorm` with a ``step`` (time-major frames, no state)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(dim)
+        self.dim = dim
+        self.eps = float(self.norm.eps)
+        self._derived = _Derived(self._own_parameters, self._step_tensors)
+
+    def _own_parameters(self) -> tuple[torch.Tensor, ...]:
+        return tuple(self.parameters())
+
+    def _step_tensors(self) -> tuple[torch.Tensor | None, ...]:
+        return self.norm.weight, self.norm.bias
+
+    def initial_state(self, x: torch.Tensor) -> None:
+        return None
+
+    def step(self, x: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
+        weight, bias = self._derived.get()
+        return F.layer_norm(x, (self.dim,), weight, bias, self.eps), None
+
+
+#: The layers of a causal stack: each has ``initial_state`` and ``step``.
+StepLayer = CausalConv1d | CausalWNConv1d | CausalConvTranspose1d | CausalConvNeXtBlock | CausalChannelNorm
 
 
 def initial_states(layers: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor | None]:
     """Every layer's initial state for a batch like ``x`` (None for layers without state). The channel
     count of ``x`` does not matter: each layer sizes its own state."""
-    return [layer.initial_state(x) if isinstance(layer, StepLayer) else None for layer in layers]
+    states = []
+    for layer in layers:
+        if not isinstance(layer, StepLayer):
+            raise TypeError(f"{type(layer).__name__} cannot run frame by frame")
+        states.append(layer.initial_state(x))
+    return states
 
 
 def step_sequential(layers: nn.Sequential, x: torch.Tensor,
                     states: list[torch.Tensor | None]) -> torch.Tensor:
-    """Run ``layers`` on the next frames ``x`` [B, C, n], updating ``states`` (from
-    :func:`initial_states`) in place; returns the output frames."""
+    """Run ``layers`` (each a :data:`StepLayer`) on the next time-major frames ``x`` [B, n, C],
+    updating ``states`` (from :func:`initial_states`) in place; returns the output frames [B, n', C']."""
     for i, layer in enumerate(layers):
-        if isinstance(layer, StepLayer):
-            state = states[i]
-            assert state is not None
-            x, states[i] = layer.step(x, state)
-        elif isinstance(layer, nn.Conv1d) and layer.kernel_size == (1,) and layer.groups == 1:
-            x = F.linear(x.transpose(1, 2), layer.weight[:, :, 0], layer.bias).transpose(1, 2)
-        else:
-            x = layer(x)
+        x, states[i] = layer.step(x, states[i])  # type: ignore[union-attr, arg-type]
     return x

@@ -22,6 +22,7 @@ class ConvNeXtBlock(nn.Module):
     def __init__(self, dim: int, kernel_size: int = 7, expansion: int = 3,
                  layer_scale: float = 0.1) -> None:
         super().__init__()
+        self.dim, self.kernel_size = dim, kernel_size
         self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
         self.norm = nn.LayerNorm(dim)
         self.pwconv1 = nn.Linear(dim, expansion * dim)
