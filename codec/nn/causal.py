@@ -19,6 +19,7 @@ until they change. The sums are the same, in another order: equal to ``forward``
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -260,5 +261,5 @@ def step_sequential(layers: nn.Sequential, x: torch.Tensor,
     """Run ``layers`` (each a :data:`StepLayer`) on the next time-major frames ``x`` [B, n, C],
     updating ``states`` (from :func:`initial_states`) in place; returns the output frames [B, n', C']."""
     for i, layer in enumerate(layers):
-        x, states[i] = layer.step(x, states[i])  # type: ignore[union-attr, arg-type]
+        x, states[i] = cast(StepLayer, layer).step(x, states[i])  # type: ignore[arg-type]
     return x
