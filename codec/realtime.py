@@ -162,6 +162,13 @@ class StreamEncoder:
     def latency_seconds(self) -> float:
         return self.latency_samples / self.sample_rate
 
+    def set_bitrate(self, bitrate_kbps: float | None = None, n_codebooks: int | None = None) -> None:
+        """Stages for the frames from now on (their packets say so), at most the session's
+        ``n_codebooks``: a sender can lower its bitrate packet by packet, and raise it back."""
+        config = self.model.config
+        self._frames.n_codebooks = choose_stages(bitrate_kbps, n_codebooks, config.bitrate(1) / 1000.0,
+                                                 self.session.n_codebooks, "this session")
+
     def reset(self) -> None:
         """Start a new session (same session header; sequence numbers from 0)."""
         self._resampler.reset()
@@ -191,8 +198,9 @@ class StreamEncoder:
         pad = -self._pending.shape[0] % self._hop
         self._pending = np.concatenate([self._pending, np.zeros(pad, dtype=np.float32)])
         packets = self._code(keep=True)
-        codes = (np.stack(self._held, axis=1)[None] if self._held
-                 else np.zeros((1, self.n_codebooks, 0), dtype=np.int64))
+        stages = min((f.shape[0] for f in self._held), default=self._frames.n_codebooks)
+        codes = (np.stack([f[:stages] for f in self._held], axis=1)[None] if self._held
+                 else np.zeros((1, stages, 0), dtype=np.int64))
         packets.append(encode_packet(self.session, EndPacket(self._seq, codes, self.n_samples)))
         self._held = []
         self._closed = True
@@ -211,7 +219,8 @@ class StreamEncoder:
         while len(self._held) > (self.frames_per_packet if keep else self.frames_per_packet - 1):
             frames = self._held[: self.frames_per_packet]
             del self._held[: self.frames_per_packet]
-            codes = np.stack(frames, axis=1)[None]  # [1, K, t]
+            stages = min(f.shape[0] for f in frames)  # a packet's frames share its stage count
+            codes = np.stack([f[:stages] for f in frames], axis=1)[None]  # [1, K, t]
             packets.append(encode_packet(self.session, CodePacket(self._seq, codes)))
             self._seq = (self._seq + codes.shape[2]) % SEQUENCE_MODULUS
         return packets

@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-files", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the per-file scores here")
+    parser.add_argument("--context", action="store_true",
+                        help="also score the clips themselves (PLCMOS) and the built-in offline model (files, "
+                             "no loss): the ceiling a trained causal model aims at")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     losses = [float(v) / 100 for v in args.loss.split(",")]
@@ -121,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     model = load_causal(args.model)
     plcmos = Plcmos()
     systems = ["diveq"] + (["opus"] if args.against == "opus" else [])
+    if args.context:
+        from codec.api import compress, decompress, load_model
+
+        offline = load_model(None, "cpu")
+        context = {"reference": [], "offline": []}
     scores: dict[str, dict[float, list[tuple[float, float]]]] = {s: {loss: [] for loss in losses} for s in systems}
     for index, path in enumerate(files):
         ref = load_reference(path, RATE)
@@ -130,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         for system, by_loss in runs.items():
             for loss, audio in by_loss.items():
                 scores[system][loss].append((pesq_wb(ref, audio, RATE), plcmos(audio)))
+        if args.context:
+            context["reference"].append((float("nan"), plcmos(ref)))
+            coded = decompress(compress(offline, ref, RATE, bitrate_kbps=args.bitrate), offline)[0][0]
+            context["offline"].append((pesq_wb(ref, coded, RATE), plcmos(coded)))
         print(f"{index + 1}/{len(files)} {path.name}", file=sys.stderr, flush=True)
     label = "diveq (causal)" if args.model != "default-causal" else "diveq default, causal timing, untrained as causal"
     print(f"\n{len(files)} files of {args.ref_dir}, {args.bitrate:g} kbps, 20 ms packets\n")
@@ -144,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {loss * 100:g} % | {np.nanmean(pesq):.2f} +- {np.nanstd(pesq):.2f} | "
                   f"{plc.mean():.2f} +- {plc.std():.2f} |")
             summary[f"{system}@{loss * 100:g}"] = {"pesq_wb": float(np.nanmean(pesq)), "plcmos": float(plc.mean())}
+    if args.context:
+        for key, name in (("reference", "the clips themselves"),
+                          ("offline", f"diveq default (offline, files), {args.bitrate:g} kbps")):
+            values = np.array(context[key], dtype=np.float64)
+            pesq_text = "-" if key == "reference" else f"{np.nanmean(values[:, 0]):.2f} +- {np.nanstd(values[:, 0]):.2f}"
+            print(f"| {name} | 0 % | {pesq_text} | {values[:, 1].mean():.2f} +- {values[:, 1].std():.2f} |")
     if args.json:
         args.json.write_text(json.dumps({"files": [p.name for p in files], "model": args.model,
                                          "bitrate_kbps": args.bitrate, "summary": summary,

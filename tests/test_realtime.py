@@ -139,6 +139,16 @@ def test_packets_carry_several_frames_and_fewer_stages(model: Codec) -> None:
     assert np.array_equal(audio1, audio5) and len(five) < len(one)
     assert all(decode_packet(enc.session, p).n_codebooks == 2 for p in five)
     assert {decode_packet(enc.session, p).frames for p in five[:-1]} == {5}
+    # the bitrate changes packet by packet; the decoder follows
+    enc = StreamEncoder(model)
+    dec = StreamDecoder(model, enc.session_header)
+    packets = enc.feed(x[:4000])
+    enc.set_bitrate(n_codebooks=1)
+    packets += enc.feed(x[4000:]) + enc.flush()
+    stages = [decode_packet(enc.session, p).n_codebooks for p in packets]
+    assert stages[0] == 3 and stages[-1] == 1 and dec.feed_all(packets).shape == x.shape
+    with pytest.raises(UsageError, match="n_codebooks"):
+        enc.set_bitrate(n_codebooks=4)
 
 
 # ------------------------------------------------------------------------------------ packet loss
