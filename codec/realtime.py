@@ -170,9 +170,10 @@ class StreamEncoder:
                                                  self.session.n_codebooks, "this session")
 
     def reset(self) -> None:
-        """Start a new session (same session header; sequence numbers from 0)."""
+        """Start a new session (same session header and stages; sequence numbers from 0)."""
         self._resampler.reset()
         self._frames.reset()
+        self._frames.n_codebooks = self.n_codebooks
         self._pending = np.zeros(0, dtype=np.float32)  # model-rate samples short of a frame
         self._held: list[np.ndarray] = []  # coded frames not yet in a packet
         self._seq = 0  # index of the next packet's first frame
@@ -305,6 +306,11 @@ class StreamDecoder:
         if gap >= _HALF:  # behind the stream: late or repeated
             self.stats.packets_late += 1
             return np.zeros(0, dtype=np.float32)
+        if isinstance(packet, EndPacket):
+            self._check_end(packet)  # before anything changes
+        if packet.n_codebooks > self.model.config.n_codebooks:
+            raise BitstreamError(f"packet {packet.seq} carries {packet.n_codebooks} stages; the model has "
+                                 f"{self.model.config.n_codebooks}")
         pieces = []
         if gap:
             conceal = min(gap, self.max_gap_frames)
@@ -312,7 +318,6 @@ class StreamDecoder:
             self.stats.frames_skipped += gap - conceal
             self._expected = (self._expected + gap) % SEQUENCE_MODULUS
         if isinstance(packet, EndPacket):
-            self._check_end(packet)
             self._total = packet.n_samples
         if packet.frames:
             pieces.append(self._decode(packet))
@@ -333,10 +338,6 @@ class StreamDecoder:
 
     # ---- internals ---------------------------------------------------------------------------
     def _decode(self, packet: CodePacket | EndPacket) -> np.ndarray:
-        config = self.model.config
-        if packet.n_codebooks > config.n_codebooks:
-            raise BitstreamError(f"packet {packet.seq} carries {packet.n_codebooks} stages; the model has "
-                                 f"{config.n_codebooks}")
         with _eval(self.model):
             latent = self._frames.latent(torch.from_numpy(packet.codes))
             audio = self._frames.decode_latent(latent)[0].numpy()

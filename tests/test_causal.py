@@ -31,6 +31,15 @@ from support import tiny_causal_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Frame-sized tensors: one thread is several times faster than two on a shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _chunks(total: int, rng: np.random.Generator, most: int) -> list[tuple[int, int]]:
     out, start = [], 0
     while start < total:
@@ -210,29 +219,24 @@ def test_a_causal_run_starts_from_offline_weights_or_forks_an_offline_run(tmp_pa
     from codec.train.recipe import load_recipe
     from codec.train.state import load_initial_weights
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        debug = load_recipe(ROOT / "recipes" / "debug.toml")
-        offline = debug.replace(model=dataclasses.replace(
-            tiny_causal_config(causal=False), quantizer=debug.model.quantizer))
-        run = tmp_path / "offline"
-        loop.train(offline, run, progress=False, max_steps=2)
-        exported = export_model(run, tmp_path / "offline.safetensors")
-        causal = offline.replace(model=dataclasses.replace(offline.model, causal=True, lookahead=3))
-        model = build_codec(causal.model)
-        load_initial_weights(model, exported, causal)  # same names and shapes, new padding
-        source = load_model_file(exported).state_dict()
-        assert all(torch.equal(model.state_dict()[k], source[k]) for k in source)
-        result = loop.train(causal, tmp_path / "fresh", progress=False, max_steps=1, init_from=exported)
-        assert result.step == 1
-        # a fork: the offline run's checkpoint continued with the causal timing
-        result = loop.train(causal, run, progress=False, max_steps=3, resume=True)
-        assert result.step == 3
-        forked = export_model(run, tmp_path / "forked.safetensors")
-        assert load_model_file(forked).config.causal
-    finally:
-        torch.set_num_threads(before)
+    debug = load_recipe(ROOT / "recipes" / "debug.toml")
+    offline = debug.replace(model=dataclasses.replace(
+        tiny_causal_config(causal=False), quantizer=debug.model.quantizer))
+    run = tmp_path / "offline"
+    loop.train(offline, run, progress=False, max_steps=2)
+    exported = export_model(run, tmp_path / "offline.safetensors")
+    causal = offline.replace(model=dataclasses.replace(offline.model, causal=True, lookahead=3))
+    model = build_codec(causal.model)
+    load_initial_weights(model, exported, causal)  # same names and shapes, new padding
+    source = load_model_file(exported).state_dict()
+    assert all(torch.equal(model.state_dict()[k], source[k]) for k in source)
+    result = loop.train(causal, tmp_path / "fresh", progress=False, max_steps=1, init_from=exported)
+    assert result.step == 1
+    # a fork: the offline run's checkpoint continued with the causal timing
+    result = loop.train(causal, run, progress=False, max_steps=3, resume=True)
+    assert result.step == 3
+    forked = export_model(run, tmp_path / "forked.safetensors")
+    assert load_model_file(forked).config.causal
 
 
 def test_the_causal_recipe_is_the_default_recipe_plus_timing() -> None:
