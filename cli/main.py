@@ -105,6 +105,9 @@ BitrateOpt = Annotated[Optional[float], typer.Option(
                             "the model's maximum).")]
 CodebooksOpt = Annotated[Optional[int], typer.Option(
     "--n-codebooks", "-n", help="Number of codebook stages to transmit.")]
+StreamOpt = Annotated[bool, typer.Option(
+    "--stream", help="Real time: raw PCM (s16le, mono) and packets, written as they come (a causal "
+                     "model; docs/streaming.md).")]
 
 
 def _load(model: str | None, device: Device) -> Codec:
@@ -182,10 +185,29 @@ def encode(
     model: ModelOpt = None,
     device: DeviceOpt = Device.auto,
     force: ForceOpt = False,
+    streaming: StreamOpt = False,
+    rate: Annotated[Optional[int], typer.Option(
+        "--rate", help="--stream: the input's sample rate in Hz (default 16000).")] = None,
+    gain: Annotated[Optional[float], typer.Option(
+        "--gain", help="--stream: gain in dB before coding (default 0; models train on speech at "
+                       "-20 dBFS).")] = None,
+    frames_per_packet: Annotated[Optional[int], typer.Option(
+        "--frames-per-packet", help="--stream: frames per packet, 1..255 (default 1).")] = None,
 ) -> None:
-    """Encode audio to a .dvq stream (any rate 8-96 kHz, 1-64 channels)."""
+    """Encode audio to a .dvq stream (any rate 8-96 kHz, 1-64 channels), or with --stream raw PCM to
+    packets in real time."""
     from codec import api, audio, fileio
 
+    if streaming:
+        from .stream import encode_stream
+
+        _check_bitrate_options(bitrate, n_codebooks)
+        encode_stream(input, output, lambda name: _load(name, device), model, bitrate, n_codebooks,
+                      16000 if rate is None else rate, 0.0 if gain is None else gain,
+                      1 if frames_per_packet is None else frames_per_packet, force)
+        return
+    if rate is not None or gain is not None or frames_per_packet is not None:
+        raise UsageError("--rate, --gain and --frames-per-packet go with --stream")
     if input != "-" and Path(input).is_dir():
         _check_bitrate_options(bitrate, n_codebooks)
         jobs = _folder_jobs(Path(input), Path(output), audio.INPUT_EXTENSIONS, ".dvq", (".dvq",))
@@ -229,10 +251,17 @@ def decode(
     model: ModelOpt = None,
     device: DeviceOpt = Device.auto,
     force: ForceOpt = False,
+    streaming: StreamOpt = False,
 ) -> None:
-    """Decode a .dvq stream to audio at its original rate, length and channel count."""
+    """Decode a .dvq stream to audio at its original rate, length and channel count, or with --stream
+    packets to raw PCM in real time."""
     from codec import api, audio, fileio
 
+    if streaming:
+        from .stream import decode_stream
+
+        decode_stream(input, output, lambda name: _load(name, device), model, force)
+        return
     if input != "-" and Path(input).is_dir():
         jobs = _folder_jobs(Path(input), Path(output), (".dvq",), ".wav", audio.AUDIO_EXTENSIONS)
         models: dict[str | None, Codec] = {}

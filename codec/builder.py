@@ -34,6 +34,11 @@ def build_quantizer(input_dim: int, config: QuantizerConfig) -> Quantizer:
 
 def build_encoder(config: ModelConfig) -> nn.Module:
     """Audio [B, 1, T] -> latent [B, latent_dim, T / hop_length] for ``config.encoder``."""
+    if config.causal:
+        from .causal_encoder import CausalSTFTEncoder
+
+        return CausalSTFTEncoder(config.stem_stride, config.encoder_dim, config.encoder_depth,
+                                 config.encoder_rates, config.latent_dim)
     if config.encoder == "stft":
         from .stft_encoder import STFTEncoder
 
@@ -46,6 +51,11 @@ def build_encoder(config: ModelConfig) -> nn.Module:
 
 def build_decoder(config: ModelConfig) -> nn.Module:
     """Latent [B, latent_dim, F] -> audio [B, 1, F * hop_length] for ``config.decoder``."""
+    if config.causal:
+        from .causal_decoder import CausalVocosDecoder
+
+        return CausalVocosDecoder(config.latent_dim, config.decoder_dim, config.decoder_depth,
+                                  config.decoder_rates, config.head_hop, config.spectrum, config.lookahead)
     if config.decoder == "vocos":
         from .vocos_decoder import VocosDecoder
 

@@ -30,6 +30,9 @@ from .errors import ConfigError
 
 #: Sample rates (Hz) the codec accepts for audio and models.
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 96000
+#: A causal model's largest look-ahead in head hops: n_fft / head_hop - 1 (the iSTFT head's n_fft is
+#: 4 head hops), where every synthesis window already lies inside the input seen.
+MAX_LOOKAHEAD = 3
 
 
 def frame_count(n_samples: int, hop_length: int) -> int:
@@ -134,6 +137,17 @@ class ModelConfig:
     The head makes ``head_hop = hop_length / prod(decoder_rates)`` samples per step; an iSTFT head
     (n_fft = 4 x head_hop) predicts a ``spectrum``: ``polar`` (log-magnitude, angle) or ``cartesian``
     (real and imaginary parts of the power-compressed spectrum).
+
+    Timing (``causal``; ``docs/streaming.md``): the offline kind (False) looks both ways (centred STFT
+    frames, centred convolutions). The causal kind (True; ``stft`` encoder and ``vocos`` decoder) sees
+    only the past: each STFT analysis window ends at its hop, convolutions are padded on the left,
+    the upsampler keeps its overlap for the next frame and the iSTFT head's overlap-add completes
+    samples frame by frame, so it codes a stream frame by frame (``codec.stepper``). Same parameter
+    names and shapes as the offline kind: a causal model can start from an offline one's weights.
+    ``lookahead`` (causal only, 0..3) delays the decoder's output by that many head hops beyond the
+    frame: the algorithmic latency is ``hop_length + lookahead * head_hop`` samples, and with 3 every
+    synthesis window lies inside the input already seen (smaller values let the newest windows reach
+    past it, into what the model predicts).
     """
 
     name: str = "diveq-codec"
@@ -151,6 +165,8 @@ class ModelConfig:
     decoder: DecoderKind = "dac"
     decoder_depth: int = 8
     spectrum: Spectrum = "polar"
+    causal: bool = False
+    lookahead: int = 0
 
     def __post_init__(self) -> None:
         require(MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE, "model.sample_rate",
@@ -167,6 +183,10 @@ class ModelConfig:
                "the vocos decoder has an istft head")
         require(self.head == "istft" or self.spectrum == "polar", "model.spectrum",
                "applies to an istft head only")
+        require(not self.causal or (self.encoder == "stft" and self.decoder == "vocos"), "model.causal",
+                "needs encoder = \"stft\" and decoder = \"vocos\"")
+        require(0 <= self.lookahead <= MAX_LOOKAHEAD, "model.lookahead", f"must be in 0..{MAX_LOOKAHEAD}")
+        require(self.causal or self.lookahead == 0, "model.lookahead", "applies to a causal model only")
 
     @property
     def hop_length(self) -> int:
@@ -179,6 +199,12 @@ class ModelConfig:
     @property
     def frame_rate(self) -> float:
         return self.sample_rate / self.hop_length
+
+    @property
+    def latency_samples(self) -> int:
+        """Algorithmic latency of a causal model at ``sample_rate``: the frame plus the look-ahead,
+        ``hop_length + lookahead * head_hop`` (0 for the offline kind, which codes whole signals)."""
+        return self.hop_length + self.lookahead * self.head_hop if self.causal else 0
 
     @property
     def n_codebooks(self) -> int:

@@ -229,8 +229,16 @@ def _device_of(model: Codec) -> torch.device:
 def encode_windows(model: Codec, blocks: Iterable[np.ndarray], n_samples: int, n_codebooks: int,
                    window: int, context: int, progress: Progress | None) -> Iterator[np.ndarray]:
     """Model-rate audio blocks ``[C, t]`` (``n_samples`` in all) -> codes ``[C, K, w]`` per window
-    (w = ``window`` except the last), each window encoded with ``context`` frames on both sides."""
+    (w = ``window`` except the last), each window encoded with ``context`` frames on both sides. A
+    causal model codes the whole signal frame by frame instead (no context needed:
+    :func:`codec.stepper.encode_frames`), so its codes are a live stream's."""
     import torch
+
+    if getattr(model.config, "causal", False):
+        from .stepper import encode_frames
+
+        yield from encode_frames(model, blocks, n_samples, n_codebooks, window, progress)
+        return
 
     hop = model.config.hop_length
     n_frames = model.config.n_frames(n_samples)
@@ -262,8 +270,15 @@ def encode_windows(model: Codec, blocks: Iterable[np.ndarray], n_samples: int, n
 def decode_windows(model: Codec, chunks: Iterable[np.ndarray], n_frames: int, window: int,
                    context: int, progress: Progress | None) -> Iterator[np.ndarray]:
     """Codes ``[C, K, t]`` in chunks (``n_frames`` in all) -> model-rate audio ``[C, t * hop]`` per
-    window, each window decoded with ``context`` frames on both sides and trimmed to its centre."""
+    window, each window decoded with ``context`` frames on both sides and trimmed to its centre. A
+    causal model decodes frame by frame instead (:func:`codec.stepper.decode_frames`)."""
     import torch
+
+    if getattr(model.config, "causal", False):
+        from .stepper import decode_frames
+
+        yield from decode_frames(model, chunks, n_frames, progress)
+        return
 
     hop = model.config.hop_length
     device = _device_of(model)

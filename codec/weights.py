@@ -29,13 +29,17 @@ TRAINING_ONLY_SUFFIXES = (".frames", ".frames_filled")
 _FLOAT16_MAX = 65504.0
 
 
-def weights_hash(state: dict[str, torch.Tensor]) -> str:
-    """sha256 hex over every tensor's name, dtype, shape and bytes, in name order."""
+def weights_hash(state: dict[str, torch.Tensor], config: ModelConfig | None = None) -> str:
+    """sha256 hex over every tensor's name, dtype, shape and bytes, in name order; for a causal
+    ``config`` also over its timing (``causal``, ``lookahead``), so that a causal model made from an
+    offline model's weights is not taken for it (streams name their model by this hash)."""
     h = hashlib.sha256()
     for name in sorted(state):
         t = state[name].detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    if config is not None and config.causal:
+        h.update(f"causal|lookahead={config.lookahead}|".encode())
     return h.hexdigest()
 
 
@@ -75,9 +79,9 @@ def save_model(model: Codec, path: str | Path, dtype: torch.dtype | None = None)
 
     path = Path(path)
     state = _state(model, dtype)
-    digest = weights_hash(state)
+    digest = weights_hash(state, model.config)
     meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
-            "config": json.dumps(to_dict(model.config)), "weights_sha256": digest}
+            "config": json.dumps(_stored_config(model.config)), "weights_sha256": digest}
     path.parent.mkdir(parents=True, exist_ok=True)
     for target, writer in ((path, lambda p: save_file(state, str(p), metadata=meta)),
                            (path.with_suffix(".json"),
@@ -132,7 +136,7 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> Cod
         state = load_file(str(path))
     except Exception as exc:
         raise ModelError(f"{path}: corrupted weights ({exc})") from None
-    digest = weights_hash(state)
+    digest = weights_hash(state, config)
     if recorded and digest != recorded:
         raise ModelError(f"{path}: corrupted weights (sha256 {digest[:12]}... does not match the "
                          f"recorded {recorded[:12]}...)")
@@ -153,3 +157,31 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> Cod
         raise ModelError(f"{path}: weights do not fit the config ({first})") from None
     model.weights_hash = digest
     return model.to(device).eval()
+
+
+def _stored_config(config: ModelConfig) -> dict:
+    """The config a model file records: an offline model's leaves out the timing fields (``causal``,
+    ``lookahead``: their defaults), so versions from before the causal kind still load it."""
+    data = to_dict(config)
+    if not config.causal:
+        data.pop("causal", None)
+        data.pop("lookahead", None)
+    return data
+
+
+def with_timing(model: Codec, causal: bool = True, lookahead: int = 0) -> Codec:
+    """A copy of ``model`` with the same weights and another timing: the causal kind (``causal``,
+    ``lookahead``; ``codec.config.ModelConfig``) of an offline model, or back. Parameter names and shapes
+    do not depend on the timing, so the weights load strictly; the copy is in eval mode on the
+    model's device, and its ``weights_hash`` is that of its weights as :func:`save_model` would store
+    them (timing included). An untrained causal copy of an offline model codes poorly until trained.
+    """
+    import dataclasses
+
+    config = dataclasses.replace(model.config, causal=causal, lookahead=lookahead)
+    copy = build_codec(config)
+    copy.load_state_dict(model.state_dict(), strict=True)
+    device = next(model.parameters()).device
+    copy = copy.to(device).eval()
+    copy.weights_hash = weights_hash(_state(copy), config)
+    return copy

@@ -22,6 +22,7 @@ class ConvNeXtBlock(nn.Module):
     def __init__(self, dim: int, kernel_size: int = 7, expansion: int = 3,
                  layer_scale: float = 0.1) -> None:
         super().__init__()
+        self.dim, self.kernel_size = dim, kernel_size
         self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
         self.norm = nn.LayerNorm(dim)
         self.pwconv1 = nn.Linear(dim, expansion * dim)
@@ -29,8 +30,12 @@ class ConvNeXtBlock(nn.Module):
         self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.dwconv(x).transpose(1, 2)  # [B, T, C]
-        h = self.pwconv2(F.gelu(self.pwconv1(self.norm(h))))
+        return self.finish(x, self.dwconv(x))
+
+    def finish(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """The block after its depthwise convolution: ``x`` [B, C, T] plus the MLP branch of ``h``
+        = dwconv(x) [B, C, T]."""
+        h = self.pwconv2(F.gelu(self.pwconv1(self.norm(h.transpose(1, 2)))))  # [B, T, C]
         return x + (self.gamma * h).transpose(1, 2)
 
 

@@ -26,7 +26,7 @@ def _weight_norm_parameters(module: nn.Conv1d | nn.ConvTranspose1d) -> None:
     module.weight_v = nn.Parameter(weight.detach())
 
 
-def _normed_weight(weight_v: torch.Tensor, weight_g: torch.Tensor) -> torch.Tensor:
+def normed_weight(weight_v: torch.Tensor, weight_g: torch.Tensor) -> torch.Tensor:
     """weight = weight_v * weight_g / ||weight_v|| (norm over every dim but 0), as weight_norm
     computes it."""
     return torch._weight_norm(weight_v, weight_g, 0)
@@ -44,7 +44,7 @@ class WNConv1d(nn.Conv1d):
         _weight_norm_parameters(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, _normed_weight(self.weight_v, self.weight_g), self.bias)
+        return self._conv_forward(x, normed_weight(self.weight_v, self.weight_g), self.bias)
 
 
 class WNConvTranspose1d(nn.ConvTranspose1d):
@@ -61,7 +61,7 @@ class WNConvTranspose1d(nn.ConvTranspose1d):
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         assert output_size is None, "WNConvTranspose1d takes no output_size"
         padding = cast(tuple[int, ...], self.padding)  # an int tuple for transposed convolutions
-        return nn.functional.conv_transpose1d(x, _normed_weight(self.weight_v, self.weight_g), self.bias,
+        return nn.functional.conv_transpose1d(x, normed_weight(self.weight_v, self.weight_g), self.bias,
                                               self.stride, padding, self.output_padding, self.groups,
                                               self.dilation)
 

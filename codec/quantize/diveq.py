@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 
 from .base import StageOutput
-from .functional import diveq, nearest_code
+from .functional import codeword_norms, diveq, nearest_code
 from .stage import CodebookStage, distributed_ready, sample_rows
 
 
@@ -38,10 +38,22 @@ class DiVeQStage(CodebookStage):
         self.replace_interval = replace_interval
         self.dead_min_count = dead_min_count
         self.replace_source = replace_source
+        self._norms: tuple[tuple[int, int], torch.Tensor] | None = None
 
     def encode(self, z: torch.Tensor) -> torch.Tensor:
         """[N, d] -> [N] code indices."""
-        return nearest_code(z, self.codebook, self.cosine)
+        return nearest_code(z, self.codebook, self.cosine, self._codeword_norms())
+
+    def _codeword_norms(self) -> torch.Tensor | None:
+        """In eval mode, the codewords' squared norms, kept until the codebook changes (a stream coded
+        frame by frame asks for them at every frame); None in training, where the codebook also
+        changes through ``.data`` (initialisation, dead-code restarts), which no version counter sees."""
+        if self.training or self.cosine:
+            return None
+        key = (self.codebook._version, self.codebook.data_ptr())
+        if self._norms is None or self._norms[0] != key:
+            self._norms = key, codeword_norms(self.codebook)
+        return self._norms[1]
 
     def decode(self, idx: torch.Tensor) -> torch.Tensor:
         """[N] indices -> [N, d] codewords."""

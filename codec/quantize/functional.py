@@ -9,13 +9,16 @@ import torch
 import torch.nn.functional as F
 
 
-def nearest_code(z: torch.Tensor, codebook: torch.Tensor, cosine: bool = False) -> torch.Tensor:
+def nearest_code(z: torch.Tensor, codebook: torch.Tensor, cosine: bool = False,
+                 norms: torch.Tensor | None = None) -> torch.Tensor:
     """Index of the nearest codeword for each row.
 
     Args:
         z: [N, d] vectors.
         codebook: [K, d] codewords.
         cosine: compare L2-normalised vectors (cosine similarity) instead of Euclidean distance.
+        norms: [K] the codewords' squared norms (:func:`codeword_norms`) when the caller keeps them;
+            None computes them.
     Returns:
         [N] int64 indices.
     """
@@ -24,8 +27,14 @@ def nearest_code(z: torch.Tensor, codebook: torch.Tensor, cosine: bool = False) 
     if cosine:
         return (F.normalize(z, dim=-1) @ F.normalize(codebook, dim=-1).t()).argmax(dim=-1)
     # ||z||^2 is the same for every codeword: argmin ||c||^2 - 2 z.c
-    scores = torch.addmm(codebook.pow(2).sum(-1)[None, :], z, codebook.t(), alpha=-2.0)
+    norms = codeword_norms(codebook) if norms is None else norms
+    scores = torch.addmm(norms[None, :], z, codebook.t(), alpha=-2.0)
     return scores.argmin(dim=-1)
+
+
+def codeword_norms(codebook: torch.Tensor) -> torch.Tensor:
+    """[K, d] codewords -> [K] squared norms (float32, no gradient), as :func:`nearest_code` uses them."""
+    return codebook.detach().float().pow(2).sum(-1)
 
 
 def directional_step(z: torch.Tensor, target: torch.Tensor, noise_std: float) -> torch.Tensor:

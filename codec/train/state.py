@@ -70,6 +70,10 @@ def restore_state(state: TrainState, recipe: Recipe, run_dir: Path, info: ddp.Di
     if differ:
         raise TrainingError(f"cannot resume {run_dir}: the recipe's [model] differs from the "
                             f"checkpoint's in {', '.join(differ)}")
+    retimed = _timing_differences(recipe.model, stored.model)
+    if retimed and info.is_main:
+        print(f"resuming {run_dir} with another timing ({', '.join(retimed)}): same weights, "
+              "new padding (a fork)", flush=True)
     state.model.load_state_dict(payload["model"])
     state.optimizer.load_state_dict(payload["optimizer"])
     if state.discriminator is not None and payload.get("discriminator"):
@@ -100,6 +104,9 @@ def load_initial_weights(model: nn.Module, path: Path, recipe: Recipe) -> None:
     model.load_state_dict(source.state_dict(), strict=True)
 
 
+# the model's timing (causal or offline, look-ahead): parameter names and shapes do not depend on it,
+# so a run may continue, or a new run start, from weights of another timing (codec.config.ModelConfig)
+_TIMING = ("causal", "lookahead")
 # quantizer settings that only shape training: a fine-tuning recipe may change them
 _TRAINING_ONLY = ("noise_std", "reparam", "dropout", "replace_interval", "dead_min_count",
                   "replace_source", "warmup_steps", "commitment_weight", "codebook_weight",
@@ -107,11 +114,19 @@ _TRAINING_ONLY = ("noise_std", "reparam", "dropout", "replace_interval", "dead_m
 
 
 def _architecture(config: Any) -> dict[str, Any]:
-    """A ModelConfig as a flat dict without its name and training-only quantizer settings."""
-    flat = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("name", "quantizer")}
+    """A ModelConfig as a flat dict without its name, its timing and training-only quantizer
+    settings."""
+    flat = {k: v for k, v in dataclasses.asdict(config).items()
+            if k not in ("name", "quantizer", *_TIMING)}
     flat.update({f"quantizer.{k}": v for k, v in dataclasses.asdict(config.quantizer).items()
                  if k not in _TRAINING_ONLY})
     return flat
+
+
+def _timing_differences(ours: Any, theirs: Any) -> list[str]:
+    """The timing keys in which two ModelConfigs differ, as ``key old -> new``."""
+    return [f"{key} {getattr(theirs, key, None)} -> {getattr(ours, key)}" for key in _TIMING
+            if getattr(ours, key) != getattr(theirs, key, None)]
 
 
 def _architecture_differences(ours: Any, theirs: Any) -> list[str]:
