@@ -4,8 +4,9 @@ modules register).
 Every :class:`~codec.errors.DiveqError` becomes a one-line ``error: ...`` on stderr and the exit code of
 its class; Ctrl-C exits 130, SIGTERM 143 and SIGHUP 129 (128 + the signal), after the same cleanup.
 Outputs are written atomically, so none of them leaves a partial file behind. ``-`` is standard input or
-output. Heavy imports (torch, ``codec.api``) happen inside the commands: ``--help`` stays fast, and
-``info`` and ``transcode`` never import torch.
+output. Heavy imports (``codec.api``, onnxruntime) happen inside the commands: ``--help`` stays fast,
+``info`` and ``transcode`` load no model, and ``encode`` / ``decode`` import torch only for the torch
+runtime (``--runtime torch``, ``--device cuda``, or a model without ONNX graphs).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .app import (  # noqa: F401  (DiveqApp, register_command_modules, the exit 
 from .folders import _folder_jobs, _frame_callback, _progress_bar, _run_folder
 
 if TYPE_CHECKING:
-    from codec.model import Codec
+    from codec.api import Model
 
 #: Single files at least this long (seconds) show a progress bar.
 PROGRESS_MIN_SECONDS = 60.0
@@ -69,11 +70,19 @@ app = DiveqApp(
 
 
 class Device(str, enum.Enum):
-    """Where the model runs: ``auto`` picks cuda when a GPU is available."""
+    """Where the model runs: ``auto`` is the CPU for the onnx runtime, cuda when available for torch."""
 
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
+
+
+class Runtime(str, enum.Enum):
+    """What runs the model: ``auto`` is onnx on the CPU when the model has ONNX graphs, else torch."""
+
+    auto = "auto"
+    onnx = "onnx"
+    torch = "torch"
 
 
 def _version(value: bool) -> None:
@@ -98,7 +107,14 @@ def _main(
 
 ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="Model file (.safetensors) or built-in name; default: the built-in model.")]
-DeviceOpt = Annotated[Device, typer.Option("--device", help="auto, cpu or cuda.")]
+DeviceOpt = Annotated[Device, typer.Option(
+    "--device", help="auto, cpu or cuda (cuda runs the torch runtime).")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(
+    "--threads", help="CPU threads (onnxruntime's; torch's for --runtime torch); default: the runtime's choice.",
+    show_default=False)]
+RuntimeOpt = Annotated[Runtime, typer.Option(
+    "--runtime", help="auto (onnxruntime on the CPU when the model has ONNX graphs, else torch), onnx or "
+                      "torch (needs the torch extra).")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs (never the input).")]
 BitrateOpt = Annotated[Optional[float], typer.Option(
     "--bitrate", "-b", help="Target bitrate in kbps per channel: the most codebooks that fit (at most "
@@ -107,10 +123,10 @@ CodebooksOpt = Annotated[Optional[int], typer.Option(
     "--n-codebooks", "-n", help="Number of codebook stages to transmit.")]
 
 
-def _load(model: str | None, device: Device) -> Codec:
+def _load(model: str | None, device: Device, runtime: Runtime, threads: int | None) -> Model:
     from codec.api import load_model
 
-    return load_model(model, device.value)
+    return load_model(model, device.value, runtime.value, threads)
 
 
 def _model_card(model: str | None) -> dict[str, Any] | None:
@@ -181,6 +197,8 @@ def encode(
     n_codebooks: CodebooksOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = Device.auto,
+    runtime: RuntimeOpt = Runtime.auto,
+    threads: ThreadsOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Encode audio to a .dvq stream (any rate 8-96 kHz, 1-64 channels)."""
@@ -190,7 +208,7 @@ def encode(
     if input != "-" and Path(input).is_dir():
         jobs = _folder_jobs(Path(input), Path(output), audio.INPUT_EXTENSIONS, ".dvq")
         _check_stages_early(model, bitrate, n_codebooks)
-        codec_model = _load(model, device)
+        codec_model = _load(model, device, runtime, threads)
         api.choose_n_codebooks(codec_model, bitrate, n_codebooks)
         _run_folder(jobs, lambda src, out: api.encode_file(
             codec_model, src, out, bitrate_kbps=bitrate, n_codebooks=n_codebooks, force=force),
@@ -204,7 +222,7 @@ def encode(
     with audio.open_input(input) as src:  # fail on a bad input before loading the model
         checks.check_sample_rate(src.info.sample_rate, src.name)
         checks.check_channels(src.info.channels, src.name)
-        codec_model = _load(model, device)
+        codec_model = _load(model, device, runtime, threads)
         with _progress_bar(src.info.duration >= PROGRESS_MIN_SECONDS) as bar:
             api.encode_file(codec_model, src, output, bitrate_kbps=bitrate, n_codebooks=n_codebooks,
                             force=force, progress=_frame_callback(bar, f"encoding {src.name}"))
@@ -219,6 +237,8 @@ def decode(
              "for a 16-bit wav on standard output.", show_default=False)],
     model: ModelOpt = None,
     device: DeviceOpt = Device.auto,
+    runtime: RuntimeOpt = Runtime.auto,
+    threads: ThreadsOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Decode a .dvq stream to audio at its original rate, length and channel count."""
@@ -226,13 +246,13 @@ def decode(
 
     if input != "-" and Path(input).is_dir():
         jobs = _folder_jobs(Path(input), Path(output), (".dvq",), ".wav")
-        models: dict[str | None, Codec] = {}
+        models: dict[str | None, Model] = {}
 
         def decode_one(src: Path, out: Path) -> None:  # each stream with the model that made it
             name = model if model is not None else api.builtin_model_for_stream(
                 api.read_stream_header(src))
             if name not in models:
-                models[name] = _load(name, device)
+                models[name] = _load(name, device, runtime, threads)
             api.decode_file(src, out, models[name], force=force)
 
         _run_folder(jobs, decode_one, "decoded")
@@ -244,7 +264,7 @@ def decode(
     with api.open_stream(input) as stream:  # fail on a bad stream before loading the model
         api.check_stream_rate(stream.header)
         codec_model = _load(model if model is not None else api.builtin_model_for_stream(stream.header),
-                            device)
+                            device, runtime, threads)
         with _progress_bar(stream.header.duration_seconds >= PROGRESS_MIN_SECONDS) as bar:
             api.decode_file(stream, output, codec_model, force=force,
                             progress=_frame_callback(bar, f"decoding {stream.name}"))

@@ -30,6 +30,10 @@ from .errors import ConfigError
 
 #: Sample rates (Hz) the codec accepts for audio and models.
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 96000
+#: Frames the encoders see at least: shorter audio is zero-padded to this many frames before encoding
+#: (an STFT encoder's centred frames reflect-pad by two of its hops, which needs more samples than
+#: that), and the codes of the padding are dropped.
+MIN_ENCODE_FRAMES = 2
 
 
 def frame_count(n_samples: int, hop_length: int) -> int:
