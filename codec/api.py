@@ -43,9 +43,9 @@ from .checks import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, as_audio, check_channels, 
 from .device import resolve_device  # noqa: F401  (part of the API)
 from .errors import BitstreamError, ModelError, UsageError
 from .fileio import as_path, atomic_output, check_distinct, check_output
+from .runtime.select import as_runtime, load_runtime_model
 from .streamfile import StreamInput, check_stream_output, open_stream  # noqa: F401  (part of the API)
 from .streamheader import model_length
-from .runtime.select import as_runtime, load_runtime_model
 from .streaming import MAX_GAIN, TARGET_RMS, Progress, Stats, loudness_gains  # noqa: F401  (gains)
 from .transcode import transcode, transcode_file  # noqa: F401  (part of the API)
 

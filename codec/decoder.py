@@ -45,7 +45,6 @@ class ISTFTHead(nn.Module):
         self.proj = WNConv1d(dim, self.n_fft + 2, kernel_size=kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[-1]
         x = self.proj(F.pad(x, (0, 1), mode="replicate"))  # centred iSTFT: N + 1 frames -> N * hop
         a, b = x.float().chunk(2, dim=1)
         if self.spectrum == "polar":

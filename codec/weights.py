@@ -22,6 +22,7 @@ from .errors import ModelError
 from .fileio import atomic_output
 from .model import Codec
 from .modelfile import FORMAT, FORMAT_VERSION, model_config, read_model_file
+
 #: State-dict keys ending like this are training-only buffers (a stage's pool of recent inputs).
 TRAINING_ONLY_SUFFIXES = (".frames", ".frames_filled")
 _FLOAT16_MAX = 65504.0

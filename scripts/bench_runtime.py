@@ -39,8 +39,9 @@ def speech(seconds: float) -> np.ndarray:
     return np.tile(joined, reps)[: int(seconds * RATE)]
 
 
-def timed(command: list[str], folder: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of ``command`` from /usr/bin/time -v; raises if it fails."""
+def timed(command: list[str], folder: Path) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS MiB, CPU seconds user + system) of ``command`` from /usr/bin/time -v;
+    raises if it fails. On a shared machine the CPU time is the steadier of the two times."""
     log = folder / "time.txt"
     result = subprocess.run(["/usr/bin/time", "-v", "-o", str(log), *command], capture_output=True, text=True)
     if result.returncode != 0:
@@ -48,7 +49,8 @@ def timed(command: list[str], folder: Path) -> tuple[float, float]:
     fields = dict(line.strip().split(": ", 1) for line in log.read_text().splitlines() if ": " in line)
     clock = fields["Elapsed (wall clock) time (h:mm:ss or m:ss)"].split(":")
     wall = sum(float(part) * 60 ** i for i, part in enumerate(reversed(clock)))
-    return wall, int(fields["Maximum resident set size (kbytes)"]) / 1024
+    cpu = float(fields["User time (seconds)"]) + float(fields["System time (seconds)"])
+    return wall, int(fields["Maximum resident set size (kbytes)"]) / 1024, cpu
 
 
 def cli_rows(cli: list[str], options: list[str], runtime: str, wav: Path, runs: int,
@@ -60,6 +62,7 @@ def cli_rows(cli: list[str], options: list[str], runtime: str, wav: Path, runs: 
     for command, files in (("encode", [str(wav), str(dvq)]), ("decode", [str(dvq), str(back)])):
         samples = [timed([*cli, command, *files, *options, "--force"], folder) for _ in range(runs)]
         rows[f"{runtime} {command}"] = {"wall_s": statistics.median(s[0] for s in samples),
+                                        "cpu_s": statistics.median(s[2] for s in samples),
                                         "peak_rss_mib": statistics.median(s[1] for s in samples), "runs": runs}
     return rows
 

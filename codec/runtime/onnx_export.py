@@ -128,6 +128,8 @@ def _trace(codec: Codec, role: str) -> Any:
         program = torch.onnx.export(module.eval(), (example,), dynamo=True, optimize=False, verbose=False,
                                     opset_version=OPSET, input_names=[name_in], output_names=[name_out],
                                     dynamic_shapes=dynamic)
+    if program is None:  # only without dynamo
+        raise ModelError("torch.onnx.export returned no program")
     return program.model_proto
 
 

@@ -75,7 +75,7 @@ def as_runtime(model: Any) -> CodecRuntime:
     """``model`` behind the window interface: a runtime as it is (it has ``encode_window``), a torch
     model (``encode`` / ``decode`` on tensors) wrapped in :class:`~codec.runtime.torch_runtime.TorchRuntime`."""
     if hasattr(model, "encode_window") and hasattr(model, "decode_window"):
-        return model  # type: ignore[no-any-return]
+        return model
     from .torch_runtime import TorchRuntime
 
     return TorchRuntime(model)
