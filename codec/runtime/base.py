@@ -13,9 +13,9 @@ tensor's bytes inside ``M.safetensors`` (as stored, float16 or float32, cast in 
 graphs record the weights hash they were made for, so a graph never runs with other weights.
 
 - encoder graph: input ``audio`` float32 ``[B, 1, T]``, T a multiple of hop_length and at least
-  :data:`codec.config.MIN_ENCODE_FRAMES` frames; output ``codes`` int64 ``[B, K, T / hop_length]``, all K stages (a
-  caller that wants n stages keeps the first n: the stages are greedy, so they are the same codes);
-  shorter audio is zero-padded to :data:`codec.config.MIN_ENCODE_FRAMES` frames first.
+  :data:`codec.config.MIN_ENCODE_FRAMES` frames (shorter audio is zero-padded to them first); output
+  ``codes`` int64 ``[B, K, T / hop_length]``, all K stages (a caller that wants n stages keeps the
+  first n: the stages are greedy, so they are the same codes).
 - decoder graph: input ``codes`` int64 ``[B, n, F]``, 1 <= n <= K; output ``audio`` float32
   ``[B, 1, F * hop_length]``.
 """
