@@ -157,11 +157,17 @@ def test_cli_without_torch(light_env: dict[str, str], tmp_path: Path) -> None:
     plain = save_tiny_model(tmp_path / "plain.safetensors")  # no ONNX graphs
     wav = str(tmp_path / "in.wav")
     with ThreadPoolExecutor(max_workers=4) as pool:
-        folder_run, torch_run, plain_run, cuda_run = pool.map(lambda a: _run([str(SCRIPT), *a], light_env), (
-            ["encode", str(folder), str(tmp_path / "dvqs")],
-            ["encode", wav, str(tmp_path / "t.dvq"), "--runtime", "torch"],
-            ["encode", wav, str(tmp_path / "p.dvq"), "--model", str(plain)],
-            ["decode", str(tmp_path / "x.dvq"), str(tmp_path / "c.wav"), "--device", "cuda"]))
+        folder_run, torch_run, plain_run, cuda_run, export_run = pool.map(
+            lambda a: _run([str(SCRIPT), *a], light_env), (
+                ["encode", str(folder), str(tmp_path / "dvqs")],
+                ["encode", wav, str(tmp_path / "t.dvq"), "--runtime", "torch"],
+                ["encode", wav, str(tmp_path / "p.dvq"), "--model", str(plain)],
+                ["decode", str(tmp_path / "x.dvq"), str(tmp_path / "c.wav"), "--device", "cuda"],
+                ["export-onnx", str(plain)]))
+    export_lines = export_run.stderr.strip().splitlines()
+    assert export_run.returncode == 2 and len(export_lines) == 1, export_run.stderr
+    assert "export-onnx needs the training extras (missing: torch, onnx, onnxscript)" in export_lines[0]
+    assert INSTALL_HINT in export_lines[0]
     assert folder_run.returncode == 0 and (tmp_path / "dvqs" / "a.dvq").is_file(), folder_run.stderr
     for result, what in ((torch_run, "the torch runtime"), (plain_run, "model plain.safetensors"),
                          (cuda_run, "--device cuda")):
