@@ -176,3 +176,19 @@ def test_export_command_writes_graphs_that_code_like_torch(tmp_path: Path) -> No
     again = subprocess.run([str(SCRIPT), "export-onnx", str(out)], capture_output=True, text=True,
                            timeout=600, env=env)
     assert again.returncode == 2 and again.stderr.strip() == f"error: {graphs[0]} exists (use --force to overwrite)"
+
+
+@pytest.mark.parametrize("path", BUILTIN, ids=lambda p: p.stem)
+def test_every_builtin_model_codes_alike_on_both_runtimes(path: Path) -> None:
+    """The earlier defaults too (their streams decode with the light install): one pinned clip, all
+    stages, every frame's codes equal or nearly, decoded audio within -60 dB."""
+    audio, rate = sf.read(SPEECH[0], dtype="float32")
+    x = audio[None, None, : rate * 2]
+    onnx_model, torch_model = OnnxCodec(path, threads=1), api.load_model(path, "cpu", "torch")
+    import torch
+
+    with torch.inference_mode():
+        codes = torch_model.encode(torch.from_numpy(x)).numpy()
+        decoded = torch_model.decode(torch.from_numpy(codes)).numpy()
+    assert (onnx_model.encode(x) == codes).all(axis=1).mean() >= 0.99
+    assert _relative_db(onnx_model.decode(codes), decoded) < -60
