@@ -68,9 +68,11 @@ def export_command(
                        "runtime; they read their weights from OUT.")] = False,
 ) -> None:
     """Export a release model (weights + config, no optimiser or discriminator) from a run."""
-    from codec.extras import require_train_extras
+    from codec.extras import require_export_extras, require_train_extras
 
-    require_train_extras("diveq-codec export", ("torch", "onnx", "onnxscript") if onnx else ("torch",))
+    if onnx:
+        require_export_extras("diveq-codec export --onnx")
+    require_train_extras("diveq-codec export", ("torch",))
     from codec.train.export import export_model
 
     path = export_model(source, out, force=force, dtype=dtype, onnx=onnx)
@@ -83,9 +85,9 @@ def export_onnx_command(
 ) -> None:
     """Write each model's ONNX graphs next to it (M.encoder.onnx, M.decoder.onnx), for the light
     runtime; they read their weights from M.safetensors, so they add ~0.2 MB, not a copy."""
-    from codec.extras import require_train_extras
+    from codec.extras import require_export_extras
 
-    require_train_extras("diveq-codec export-onnx", ("torch", "onnx", "onnxscript"))
+    require_export_extras("diveq-codec export-onnx")
     from codec.runtime.onnx_export import export_graphs
 
     for model in models:

@@ -2,8 +2,8 @@
 
 ``pip install diveq-codec`` installs the light runtime: encoding and decoding with onnxruntime on the
 models' ONNX graphs (numpy, soundfile, soxr, onnxruntime, typer, rich). ``[torch]`` adds the torch
-runtime (GPUs, models without graphs); training, evaluation, the study and the ONNX export also
-need the ``[train]`` extra (which includes ``[torch]``).
+runtime (GPUs, models without graphs); training, evaluation and the study also need the ``[train]``
+extra (which includes ``[torch]``), the ONNX export the ``[export]`` extra (torch, onnx, onnxscript).
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ from .errors import MissingExtrasError
 #: Top-level modules the ``[train]`` extra installs (descript-audio-codec is ``dac``, with
 #: ``audiotools``; pillow is ``PIL``).
 TRAIN_MODULES = ("dac", "audiotools", "librosa", "pesq", "pystoi", "matplotlib", "PIL", "scipy",
-                 "tensorboard", "torchaudio", "onnx", "onnxscript")
+                 "tensorboard", "torchaudio")
 #: How to install them.
 INSTALL_HINT = "pip install 'diveq-codec[train]'"
+#: The ``[export]`` extra: the ONNX export's tools (with torch), and how to install them.
+EXPORT_MODULES = ("torch", "onnx", "onnxscript")
+EXPORT_INSTALL_HINT = "pip install 'diveq-codec[export]'"
 #: The ``[torch]`` extra: the torch runtime (also part of ``[train]``), and how to install it.
 TORCH_MODULES = ("torch", "safetensors")
 TORCH_INSTALL_HINT = "pip install 'diveq-codec[torch]'"
@@ -44,6 +47,19 @@ def require_train_extras(feature: str, modules: Iterable[str] = TRAIN_MODULES) -
         raise missing_extras_error(feature, missing)
 
 
+def export_extras_error(feature: str, modules: Iterable[str]) -> MissingExtrasError:
+    """The error naming ``feature``, the missing ``modules`` and :data:`EXPORT_INSTALL_HINT`."""
+    return MissingExtrasError(f"{feature} needs the export extras (missing: {', '.join(modules)}); "
+                              f"install them with: {EXPORT_INSTALL_HINT}")
+
+
+def require_export_extras(feature: str) -> None:
+    """Raise MissingExtrasError naming ``feature`` unless torch, onnx and onnxscript can be imported."""
+    missing = [m for m in EXPORT_MODULES if not available(m)]
+    if missing:
+        raise export_extras_error(feature, missing)
+
+
 def missing_torch_error(feature: str) -> MissingExtrasError:
     """The error naming ``feature``, which needs torch, and :data:`TORCH_INSTALL_HINT`."""
     return MissingExtrasError(f"{feature} needs torch, which the light install leaves out; install it "
@@ -61,4 +77,6 @@ def as_missing_extras(exc: ModuleNotFoundError, feature: str) -> MissingExtrasEr
     root = (exc.name or "").split(".")[0]
     if root in TORCH_MODULES:
         return missing_torch_error(feature)
+    if root in EXPORT_MODULES:
+        return export_extras_error(feature, [root])
     return missing_extras_error(feature, [root]) if root in TRAIN_MODULES else None

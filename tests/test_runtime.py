@@ -17,7 +17,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codec.extras import INSTALL_HINT, TORCH_INSTALL_HINT, TORCH_MODULES, TRAIN_MODULES
+from codec.extras import (
+    EXPORT_INSTALL_HINT,
+    EXPORT_MODULES,
+    INSTALL_HINT,
+    TORCH_INSTALL_HINT,
+    TORCH_MODULES,
+    TRAIN_MODULES,
+)
 from support import save_tiny_model
 
 SCRIPT = Path(sys.executable).parent / "diveq-codec"
@@ -74,7 +81,8 @@ def blocked_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def light_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """What the light install has: neither the [train] extras nor torch (nor safetensors)."""
-    return _env_blocking(tmp_path_factory.mktemp("light-site"), set(TRAIN_MODULES) | set(TORCH_MODULES))
+    blocked = set(TRAIN_MODULES) | set(TORCH_MODULES) | set(EXPORT_MODULES)
+    return _env_blocking(tmp_path_factory.mktemp("light-site"), blocked)
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -166,8 +174,8 @@ def test_cli_without_torch(light_env: dict[str, str], tmp_path: Path) -> None:
                 ["export-onnx", str(plain)]))
     export_lines = export_run.stderr.strip().splitlines()
     assert export_run.returncode == 2 and len(export_lines) == 1, export_run.stderr
-    assert "export-onnx needs the training extras (missing: torch, onnx, onnxscript)" in export_lines[0]
-    assert INSTALL_HINT in export_lines[0]
+    assert "export-onnx needs the export extras (missing: torch, onnx, onnxscript)" in export_lines[0]
+    assert EXPORT_INSTALL_HINT in export_lines[0]
     assert folder_run.returncode == 0 and (tmp_path / "dvqs" / "a.dvq").is_file(), folder_run.stderr
     for result, what in ((torch_run, "the torch runtime"), (plain_run, "model plain.safetensors"),
                          (cuda_run, "--device cuda")):

@@ -17,7 +17,7 @@ contract is in :mod:`codec.runtime.base`):
 4. Both graphs are run with onnxruntime against the torch model on a short signal: exporting fails
    (ModelError) unless the codes agree on at least 99 % of frames and the decoded audio to -60 dB.
 
-Needs torch, ``onnx`` and ``onnxscript`` (the ``[train]`` extra).
+Needs torch, ``onnx`` and ``onnxscript`` (the ``[export]`` extra).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from torch import nn
 
 from ..config import MIN_ENCODE_FRAMES, to_dict
 from ..errors import ModelError, UsageError
-from ..extras import require_train_extras
+from ..extras import require_export_extras
 from ..fileio import atomic_output
 from ..model import Codec
 from ..modelfile import ModelFile, read_model_file
@@ -211,7 +211,7 @@ def export_graphs(model_path: str | Path, force: bool = False) -> tuple[Path, Pa
     their paths. Raises UsageError when a graph exists and not ``force``, ModelError for a model the
     export does not support (the STE baseline's quantizer) or graphs that fail the check,
     MissingExtrasError without ``onnx`` / ``onnxscript``."""
-    require_train_extras("ONNX export", ("onnx", "onnxscript"))
+    require_export_extras("ONNX export")
     import onnx
 
     from ..weights import load_model_file

@@ -65,9 +65,9 @@ def export_model(source: str | Path, out: str | Path, force: bool = False,
             if target.exists():
                 raise UsageError(f"{target} exists (use --force to overwrite)")
     if onnx:
-        from ..extras import require_train_extras
+        from ..extras import require_export_extras
 
-        require_train_extras("ONNX export", ("onnx", "onnxscript"))
+        require_export_extras("ONNX export")
     if src.suffix == ".safetensors":
         if not same:
             _copy_model(src, out, dtype)
