@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
+    from codec.api import Model
     from codec.eval.report import ProgressFn, Results, RunFn, System
-    from codec.model import Codec
 
 KNOWN_ANCHORS = ("opus", "codec2")
 
@@ -97,7 +97,8 @@ def build_systems(model_name: str | None, device: str, bitrates: list[float],
     _warm_up(codec_model)
     systems = [System("diveq", kbps, _diveq_run(codec_model, kbps)) for kbps in bitrates]
     notes = [f"diveq model: {model_name or 'built-in default'} (weights "
-             f"{str(getattr(codec_model, 'weights_hash', '?'))[:12]}), device {device}"]
+             f"{str(getattr(codec_model, 'weights_hash', '?'))[:12]}), device {device}, runtime "
+             f"{getattr(codec_model, 'runtime', 'torch')}"]
     measured = []
     for anchor in anchors:
         missing = missing_tools(anchor)
@@ -196,7 +197,7 @@ def parse_anchors(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _warm_up(model: Codec) -> None:
+def _warm_up(model: Model) -> None:
     """One untimed compress + decompress of 1 s of quiet noise, so one-off start-up costs (lazy
     initialisation, allocator growth) do not count in the first file's timings."""
     import numpy as np
@@ -208,7 +209,7 @@ def _warm_up(model: Codec) -> None:
     decompress(compress(model, noise, rate), model)
 
 
-def _diveq_run(model: Codec, kbps: float) -> RunFn:
+def _diveq_run(model: Model, kbps: float) -> RunFn:
     """A System.run for the diveq model at ``kbps``: compress -> bytes -> decompress, timed."""
     import time
 

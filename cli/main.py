@@ -4,8 +4,9 @@ modules register).
 Every :class:`~codec.errors.DiveqError` becomes a one-line ``error: ...`` on stderr and the exit code of
 its class; Ctrl-C exits 130, SIGTERM 143 and SIGHUP 129 (128 + the signal), after the same cleanup.
 Outputs are written atomically, so none of them leaves a partial file behind. ``-`` is standard input or
-output. Heavy imports (torch, ``codec.api``) happen inside the commands: ``--help`` stays fast, and
-``info`` and ``transcode`` never import torch.
+output. Heavy imports (``codec.api``, onnxruntime) happen inside the commands: ``--help`` stays fast,
+``info`` and ``transcode`` load no model, and ``encode`` / ``decode`` import torch only for the torch
+runtime (``--runtime torch``, ``--device cuda``, or a model without ONNX graphs).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .app import (  # noqa: F401  (DiveqApp, register_command_modules, the exit 
 from .folders import _folder_jobs, _frame_callback, _progress_bar, _run_folder
 
 if TYPE_CHECKING:
+    from codec.api import Model
     from codec.model import Codec
 
 #: Single files at least this long (seconds) show a progress bar.
@@ -69,11 +71,19 @@ app = DiveqApp(
 
 
 class Device(str, enum.Enum):
-    """Where the model runs: ``auto`` picks cuda when a GPU is available."""
+    """Where the model runs: ``auto`` is the CPU for the onnx runtime, cuda when available for torch."""
 
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
+
+
+class Runtime(str, enum.Enum):
+    """What runs the model: ``auto`` is onnx on the CPU when the model has ONNX graphs, else torch."""
+
+    auto = "auto"
+    onnx = "onnx"
+    torch = "torch"
 
 
 def _version(value: bool) -> None:
@@ -98,7 +108,14 @@ def _main(
 
 ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="Model file (.safetensors) or built-in name; default: the built-in model.")]
-DeviceOpt = Annotated[Device, typer.Option("--device", help="auto, cpu or cuda.")]
+DeviceOpt = Annotated[Device, typer.Option(
+    "--device", help="auto, cpu or cuda (cuda runs the torch runtime).")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(
+    "--threads", help="CPU threads (onnxruntime's; torch's for --runtime torch); default: the runtime's choice.",
+    show_default=False)]
+RuntimeOpt = Annotated[Runtime, typer.Option(
+    "--runtime", help="auto (onnxruntime on the CPU when the model has ONNX graphs, else torch), onnx or "
+                      "torch (needs the torch extra).")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs (never the input).")]
 BitrateOpt = Annotated[Optional[float], typer.Option(
     "--bitrate", "-b", help="Target bitrate in kbps per channel: the most codebooks that fit (at most "
@@ -110,10 +127,17 @@ StreamOpt = Annotated[bool, typer.Option(
                      "model; docs/streaming.md).")]
 
 
-def _load(model: str | None, device: Device) -> Codec:
+def _load(model: str | None, device: Device, runtime: Runtime, threads: int | None) -> Model:
     from codec.api import load_model
 
-    return load_model(model, device.value)
+    return load_model(model, device.value, runtime.value, threads)
+
+
+def _load_torch(model: str | None, device: Device, threads: int | None) -> Codec:
+    """A model on the torch runtime (what the frame-by-frame --stream coding runs)."""
+    from typing import cast
+
+    return cast("Codec", _load(model, device, Runtime.torch, threads))
 
 
 def _model_card(model: str | None) -> dict[str, Any] | None:
@@ -184,6 +208,8 @@ def encode(
     n_codebooks: CodebooksOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = Device.auto,
+    runtime: RuntimeOpt = Runtime.auto,
+    threads: ThreadsOpt = None,
     force: ForceOpt = False,
     streaming: StreamOpt = False,
     rate: Annotated[Optional[int], typer.Option(
@@ -202,7 +228,7 @@ def encode(
         from .stream import encode_stream
 
         _check_bitrate_options(bitrate, n_codebooks)
-        encode_stream(input, output, lambda name: _load(name, device), model, bitrate, n_codebooks,
+        encode_stream(input, output, lambda name: _load_torch(name, device, threads), model, bitrate, n_codebooks,
                       16000 if rate is None else rate, 0.0 if gain is None else gain,
                       1 if frames_per_packet is None else frames_per_packet, force)
         return
@@ -212,7 +238,7 @@ def encode(
         _check_bitrate_options(bitrate, n_codebooks)
         jobs = _folder_jobs(Path(input), Path(output), audio.INPUT_EXTENSIONS, ".dvq", (".dvq",))
         _check_stages_early(model, bitrate, n_codebooks)
-        codec_model = _load(model, device)
+        codec_model = _load(model, device, runtime, threads)
         api.choose_n_codebooks(codec_model, bitrate, n_codebooks)
         _run_folder(jobs, lambda src, out: api.encode_file(
             codec_model, src, out, bitrate_kbps=bitrate, n_codebooks=n_codebooks, force=force),
@@ -221,11 +247,12 @@ def encode(
     output = _into_folder(output, input, ".dvq")
     with fileio.released_on_failure(output):  # a FIFO's reader is not left waiting
         _check_bitrate_options(bitrate, n_codebooks)
-        _encode_one(input, output, bitrate, n_codebooks, model, device, force)
+        _encode_one(input, output, bitrate, n_codebooks, model, device, runtime, threads, force)
 
 
 def _encode_one(input: str, output: str, bitrate: float | None, n_codebooks: int | None,
-                model: str | None, device: Device, force: bool) -> None:
+                model: str | None, device: Device, runtime: Runtime, threads: int | None,
+                force: bool) -> None:
     from codec import api, audio, checks, fileio
 
     api.check_stream_output(output)
@@ -235,7 +262,7 @@ def _encode_one(input: str, output: str, bitrate: float | None, n_codebooks: int
     with audio.open_input(input) as src:  # fail on a bad input before loading the model
         checks.check_sample_rate(src.info.sample_rate, src.name)
         checks.check_channels(src.info.channels, src.name)
-        codec_model = _load(model, device)
+        codec_model = _load(model, device, runtime, threads)
         with _progress_bar(src.info.duration >= PROGRESS_MIN_SECONDS) as bar:
             api.encode_file(codec_model, src, output, bitrate_kbps=bitrate, n_codebooks=n_codebooks,
                             force=force, progress=_frame_callback(bar, f"encoding {src.name}"))
@@ -250,6 +277,8 @@ def decode(
              "for a 16-bit wav on standard output.", show_default=False)],
     model: ModelOpt = None,
     device: DeviceOpt = Device.auto,
+    runtime: RuntimeOpt = Runtime.auto,
+    threads: ThreadsOpt = None,
     force: ForceOpt = False,
     streaming: StreamOpt = False,
 ) -> None:
@@ -260,27 +289,28 @@ def decode(
     if streaming:
         from .stream import decode_stream
 
-        decode_stream(input, output, lambda name: _load(name, device), model, force)
+        decode_stream(input, output, lambda name: _load_torch(name, device, threads), model, force)
         return
     if input != "-" and Path(input).is_dir():
         jobs = _folder_jobs(Path(input), Path(output), (".dvq",), ".wav", audio.AUDIO_EXTENSIONS)
-        models: dict[str | None, Codec] = {}
+        models: dict[str | None, Model] = {}
 
         def decode_one(src: Path, out: Path) -> None:  # each stream with the model that made it
             name = model if model is not None else api.builtin_model_for_stream(
                 api.read_stream_header(src))
             if name not in models:
-                models[name] = _load(name, device)
+                models[name] = _load(name, device, runtime, threads)
             api.decode_file(src, out, models[name], force=force)
 
         _run_folder(jobs, decode_one, "decoded")
         return
     output = _into_folder(output, input, ".wav")
     with fileio.released_on_failure(output):  # a FIFO's reader is not left waiting
-        _decode_one(input, output, model, device, force)
+        _decode_one(input, output, model, device, runtime, threads, force)
 
 
-def _decode_one(input: str, output: str, model: str | None, device: Device, force: bool) -> None:
+def _decode_one(input: str, output: str, model: str | None, device: Device, runtime: Runtime,
+                threads: int | None, force: bool) -> None:
     from codec import api, audio, fileio
 
     audio.output_format(output)
@@ -289,7 +319,7 @@ def _decode_one(input: str, output: str, model: str | None, device: Device, forc
     with api.open_stream(input) as stream:  # fail on a bad stream before loading the model
         api.check_stream_rate(stream.header)
         codec_model = _load(model if model is not None else api.builtin_model_for_stream(stream.header),
-                            device)
+                            device, runtime, threads)
         with _progress_bar(stream.header.duration_seconds >= PROGRESS_MIN_SECONDS) as bar:
             api.decode_file(stream, output, codec_model, force=force,
                             progress=_frame_callback(bar, f"decoding {stream.name}"))

@@ -13,9 +13,10 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``train`` and ``export`` commands to ``app``."""
+    """Add the ``train``, ``export`` and ``export-onnx`` commands to ``app``."""
     app.command("train")(train_command)
     app.command("export")(export_command)
+    app.command("export-onnx")(export_onnx_command)
 
 
 def train_command(
@@ -55,14 +56,40 @@ def train_command(
 
 def export_command(
     source: Annotated[Path, typer.Argument(
-        help="Run directory (its best checkpoint, else last) or a checkpoint file.")],
+        help="Run directory (its best checkpoint, else last), a checkpoint file, or a model file "
+             "(.safetensors: copied, or only given graphs with --onnx when OUT is the same file).")],
     out: Annotated[Path, typer.Argument(help="Model file to write (.safetensors; a .json card too).")],
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
-    dtype: Annotated[str, typer.Option(
-        "--dtype", help="Store weights as float32 or float16 (half the file).")] = "float32",
+    dtype: Annotated[Optional[str], typer.Option(
+        "--dtype", help="Store weights as float32 or float16 (half the file); default: float32 from a "
+                        "run, as stored from a model file.")] = None,
+    onnx: Annotated[bool, typer.Option(
+        "--onnx", help="Also write OUT's ONNX graphs (OUT.encoder.onnx, OUT.decoder.onnx) for the light "
+                       "runtime; they read their weights from OUT.")] = False,
 ) -> None:
     """Export a release model (weights + config, no optimiser or discriminator) from a run."""
+    from codec.extras import require_export_extras, require_train_extras
+
+    if onnx:
+        require_export_extras("diveq-codec export --onnx")
+    require_train_extras("diveq-codec export", ("torch",))
     from codec.train.export import export_model
 
-    path = export_model(source, out, force=force, dtype=dtype)
-    typer.echo(f"wrote {path}", err=True)
+    path = export_model(source, out, force=force, dtype=dtype, onnx=onnx)
+    typer.echo(f"wrote {path}" + (" and its ONNX graphs" if onnx else ""), err=True)
+
+
+def export_onnx_command(
+    models: Annotated[list[Path], typer.Argument(help="Model files (.safetensors).", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing graphs.")] = False,
+) -> None:
+    """Write each model's ONNX graphs next to it (M.encoder.onnx, M.decoder.onnx), for the light
+    runtime; they read their weights from M.safetensors, so they add ~0.2 MB, not a copy."""
+    from codec.extras import require_export_extras
+
+    require_export_extras("diveq-codec export-onnx")
+    from codec.runtime.onnx_export import export_graphs
+
+    for model in models:
+        encoder, decoder = export_graphs(model, force=force)
+        typer.echo(f"wrote {encoder} and {decoder}", err=True)

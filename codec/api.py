@@ -2,7 +2,7 @@
 
 ```python
 from codec.api import load_model, compress, decompress, encode_file, decode_file, transcode_file
-model = load_model()                       # built-in default model ("auto": cuda if available)
+model = load_model()                       # built-in default model (onnxruntime when it has graphs)
 data = compress(model, audio, 44100, bitrate_kbps=6)   # audio [C, T] -> .dvq bytes
 audio, sample_rate = decompress(data, model)           # [C, T] float32 at the original rate
 encode_file(model, "in.wav", "out.dvq")                # streaming, bounded memory, atomic
@@ -17,6 +17,11 @@ and coded separately (channels are the model's batch dimension). Long signals ar
 (or samples) are kept, so the result matches whole-signal coding up to the model's receptive field
 while memory stays bounded. Files are read in blocks and the stream is written chunk by chunk.
 
+Models run on one of two runtimes (:mod:`codec.runtime`): onnxruntime on the model's ONNX graphs
+(:class:`~codec.runtime.onnx_runtime.OnnxCodec`, no torch; the built-in models ship their graphs) or
+torch (:class:`~codec.model.Codec`). Every function here takes either, and a stream made by one decodes
+with the other (streams name the weights, not the runtime).
+
 Arguments are checked (:mod:`codec.checks`): every bad one raises a :class:`~codec.errors.DiveqError`
 subclass naming it. Paths may be ``-`` for standard input / output (audio written there is wav).
 """
@@ -28,7 +33,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Union
 
 import numpy as np
 
@@ -38,14 +43,19 @@ from .checks import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, as_audio, check_channels, 
 from .device import resolve_device  # noqa: F401  (part of the API)
 from .errors import BitstreamError, ModelError, UsageError
 from .fileio import as_path, atomic_output, check_distinct, check_output, released_on_failure
+from .runtime.select import as_runtime, load_runtime_model
 from .streamfile import StreamInput, check_stream_output, open_stream  # noqa: F401  (part of the API)
 from .streamheader import model_length
-from .streaming import MAX_GAIN, TARGET_RMS, Progress, Stats, eval_mode, loudness_gains  # noqa: F401  (gains)
+from .streaming import MAX_GAIN, TARGET_RMS, Progress, Stats, loudness_gains  # noqa: F401  (gains)
 from .transcode import transcode, transcode_file  # noqa: F401  (part of the API)
 
 if TYPE_CHECKING:
     from .bitstream import StreamHeader
     from .model import Codec
+    from .runtime.onnx_runtime import OnnxCodec
+
+#: What the coding functions take: a model from :func:`load_model` on either runtime.
+Model = Union["Codec", "OnnxCodec"]
 
 #: The built-in default model (absent until one is installed).
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "pretrained" / "default.safetensors"
@@ -75,18 +85,21 @@ def _model_path(name_or_path: str | os.PathLike[str] | None) -> Path:
     raise ModelError(f"no such model file: {path}")
 
 
-def load_model(name_or_path: str | os.PathLike[str] | None = None, device: str = "auto") -> Codec:
-    """Load a model in eval mode on ``device``.
+def load_model(name_or_path: str | os.PathLike[str] | None = None, device: str = "auto",
+               runtime: str = "auto", threads: int | None = None) -> Model:
+    """Load a model, ready to code.
 
     ``name_or_path``: a ``.safetensors`` model file (written by ``codec.weights.save_model``), the
-    name of a built-in model, or None for the built-in default. Raises ModelError (missing or bad file,
-    no default installed), UsageError (not a path or name) or DeviceError (``cuda`` without a GPU).
+    name of a built-in model, or None for the built-in default. ``runtime``: ``onnx`` (onnxruntime on
+    the model's ONNX graphs, CPU, no torch: an :class:`~codec.runtime.onnx_runtime.OnnxCodec`),
+    ``torch`` (a :class:`~codec.model.Codec` in eval mode on ``device``), or ``auto``: onnx when
+    ``device`` is auto or cpu and the model has graphs, else torch. ``threads``: CPU threads
+    (onnxruntime's per session; torch's, process-wide); None leaves the runtime's default.
+    Raises ModelError (missing or bad file or graph, no default installed), UsageError (not a path or
+    name, an unknown runtime or device, onnx on cuda; MissingExtrasError when torch is needed and not
+    installed) or DeviceError (``cuda`` without a GPU).
     """
-    path = _model_path(name_or_path)
-    dev = resolve_device(device)
-    from .weights import load_model_file
-
-    return load_model_file(path, dev).eval()
+    return load_runtime_model(_model_path(name_or_path), device, runtime, threads)
 
 
 def builtin_model_hash() -> str | None:
@@ -125,7 +138,7 @@ def _check_model(model: Any) -> None:
         raise UsageError(f"model must be a codec from codec.api.load_model, got {type(model).__name__}")
 
 
-def _weights_hash(model: Codec) -> str:
+def _weights_hash(model: Model) -> str:
     value = getattr(model, "weights_hash", None)
     if not value:
         raise ModelError("the model has no weights hash: save it with codec.weights.save_model and "
@@ -137,12 +150,12 @@ def _weights_hash(model: Codec) -> str:
 # Stages
 
 
-def max_bitrate_kbps(model: Codec) -> float:
+def max_bitrate_kbps(model: Model) -> float:
     """The model's highest bitrate (all stages) in kbps per channel."""
     return model.config.bitrate() / 1000.0
 
 
-def choose_n_codebooks(model: Codec, bitrate_kbps: float | None = None,
+def choose_n_codebooks(model: Model, bitrate_kbps: float | None = None,
                        n_codebooks: int | None = None) -> int:
     """Stages to transmit: ``n_codebooks``, or the most that fit ``bitrate_kbps`` (kbps per channel),
     or all. A bitrate above the model's maximum is refused (UsageError), not silently lowered."""
@@ -156,7 +169,7 @@ def choose_n_codebooks(model: Codec, bitrate_kbps: float | None = None,
 # Headers
 
 
-def _make_header(model: Codec, sample_rate: int, channels: int, n_samples: int, n_codebooks: int,
+def _make_header(model: Model, sample_rate: int, channels: int, n_samples: int, n_codebooks: int,
                  gains: tuple[float, ...], chunk_frames: int) -> StreamHeader:
     from .bitstream import StreamHeader
     from .streamheader import HASH_PREFIX_HEX
@@ -189,7 +202,7 @@ def check_stream_rate(header: StreamHeader) -> None:
                              f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz this decoder restores")
 
 
-def check_stream_model(header: StreamHeader, model: Codec) -> None:
+def check_stream_model(header: StreamHeader, model: Model) -> None:
     """Raise BitstreamError unless ``model`` is the one that made the stream (same weights hash)."""
     config = model.config
     mine = _weights_hash(model)
@@ -234,7 +247,7 @@ def _checked_chunks(chunks: Iterable[Any], header: StreamHeader) -> Iterator[np.
 # In memory
 
 
-def _encode_to(f: BinaryIO, model: Codec, blocks: Callable[[], Iterable[np.ndarray]], sample_rate: int,
+def _encode_to(f: BinaryIO, model: Model, blocks: Callable[[], Iterable[np.ndarray]], sample_rate: int,
                channels: int, stats: Stats, n_codebooks: int, window: int, context: int,
                progress: Progress | None) -> StreamHeader:
     from .bitstream import write_stream
@@ -242,13 +255,13 @@ def _encode_to(f: BinaryIO, model: Codec, blocks: Callable[[], Iterable[np.ndarr
     gains = loudness_gains(stats.sum_sq, stats.peak, stats.n_samples)
     header = _make_header(model, sample_rate, channels, stats.n_samples, n_codebooks, gains, window)
     n_model = model_length(header.n_samples, sample_rate, header.model_sample_rate)
-    chunks = streaming.encode_windows(model, streaming.to_model_rate(blocks(), header), n_model, n_codebooks, window,
-                             context, progress)
+    chunks = streaming.encode_windows(as_runtime(model), streaming.to_model_rate(blocks(), header), n_model,
+                                      n_codebooks, window, context, progress)
     write_stream(f, header, chunks)
     return header
 
 
-def compress(model: Codec, audio: Any, sample_rate: int, *, bitrate_kbps: float | None = None,
+def compress(model: Model, audio: Any, sample_rate: int, *, bitrate_kbps: float | None = None,
              n_codebooks: int | None = None, window: int | None = None,
              context: int | None = None) -> bytes:
     """Encode ``audio`` (``[C, T]`` or ``[T]``, any rate in 8-96 kHz) to ``.dvq`` bytes.
@@ -269,19 +282,19 @@ def compress(model: Codec, audio: Any, sample_rate: int, *, bitrate_kbps: float 
     stats = Stats(x.shape[0])
     stats.add(x)
     buf = io.BytesIO()
-    with eval_mode(model):
-        _encode_to(buf, model, lambda: [x], rate, x.shape[0], stats, n, w, c, None)
+    _encode_to(buf, model, lambda: [x], rate, x.shape[0], stats, n, w, c, None)
     return buf.getvalue()
 
 
-def _decode_blocks(f: BinaryIO, header: StreamHeader, model: Codec, window: int | None,
+def _decode_blocks(f: BinaryIO, header: StreamHeader, model: Model, window: int | None,
                    context: int | None, progress: Progress | None) -> Iterator[np.ndarray]:
     from .bitstream import iter_chunks
 
     check_stream_model(header, model)
     w, c = streaming.window_frames(model, window, context)
     chunks = _checked_chunks(iter_chunks(f, header), header)
-    return streaming.from_model_rate(streaming.decode_windows(model, chunks, header.n_frames, w, c, progress), header)
+    windows = streaming.decode_windows(as_runtime(model), chunks, header.n_frames, w, c, progress)
+    return streaming.from_model_rate(windows, header)
 
 
 def _as_stream_bytes(data: Any) -> bytes:
@@ -294,7 +307,7 @@ def _as_stream_bytes(data: Any) -> bytes:
     return bytes(data)
 
 
-def decompress(data: bytes, model: Codec | None = None, *, window: int | None = None,
+def decompress(data: bytes, model: Model | None = None, *, window: int | None = None,
                context: int | None = None) -> tuple[np.ndarray, int]:
     """Decode ``.dvq`` bytes. Returns (audio float32 ``[C, T]``, original sample rate in Hz).
 
@@ -308,8 +321,7 @@ def decompress(data: bytes, model: Codec | None = None, *, window: int | None = 
     check_stream_rate(header)
     model = load_model(builtin_model_for_stream(header)) if model is None else model
     _check_model(model)
-    with eval_mode(model):
-        blocks = list(_decode_blocks(f, header, model, window, context, None))
+    blocks = list(_decode_blocks(f, header, model, window, context, None))
     audio = (np.concatenate(blocks, axis=1) if blocks
              else np.zeros((header.channels, 0), dtype=np.float32))
     return audio.astype(np.float32, copy=False), header.sample_rate
@@ -319,7 +331,7 @@ def decompress(data: bytes, model: Codec | None = None, *, window: int | None = 
 # Files
 
 
-def encode_file(model: Codec, in_path: str | os.PathLike[str] | audio_io.AudioInput,
+def encode_file(model: Model, in_path: str | os.PathLike[str] | audio_io.AudioInput,
                 out_path: str | os.PathLike[str], *, bitrate_kbps: float | None = None,
                 n_codebooks: int | None = None, force: bool = False, progress: Progress | None = None,
                 window: int | None = None, context: int | None = None) -> StreamHeader:
@@ -343,7 +355,7 @@ def encode_file(model: Codec, in_path: str | os.PathLike[str] | audio_io.AudioIn
             return _encode_input(model, src, out_path, n, w, c, force, progress)
 
 
-def _encode_input(model: Codec, src: audio_io.AudioInput, out_path: str | os.PathLike[str], n: int,
+def _encode_input(model: Model, src: audio_io.AudioInput, out_path: str | os.PathLike[str], n: int,
                   window: int, context: int, force: bool, progress: Progress | None) -> StreamHeader:
     info = src.info
     check_sample_rate(info.sample_rate, src.name)
@@ -353,7 +365,7 @@ def _encode_input(model: Codec, src: audio_io.AudioInput, out_path: str | os.Pat
         stats = Stats(info.channels)
         for block in src.blocks():
             stats.add(block)
-        with open(tmp, "wb") as f, eval_mode(model):
+        with open(tmp, "wb") as f:
             header = _encode_to(f, model, src.blocks, info.sample_rate, info.channels, stats, n,
                                 window, context, progress)
     return header
@@ -366,7 +378,7 @@ def read_stream_header(in_path: str | os.PathLike[str]) -> StreamHeader:
 
 
 def decode_file(in_path: str | os.PathLike[str] | StreamInput, out_path: str | os.PathLike[str],
-                model: Codec | None = None, *, force: bool = False,
+                model: Model | None = None, *, force: bool = False,
                 progress: Progress | None = None, window: int | None = None,
                 context: int | None = None) -> StreamHeader:
     """Decode a ``.dvq`` file (``-``: standard input, or a :class:`StreamInput` already opened) to
@@ -384,7 +396,7 @@ def decode_file(in_path: str | os.PathLike[str] | StreamInput, out_path: str | o
             return _decode_input(stream, out_path, model, force, progress, window, context)
 
 
-def _decode_input(stream: StreamInput, out_path: str | os.PathLike[str], model: Codec | None,
+def _decode_input(stream: StreamInput, out_path: str | os.PathLike[str], model: Model | None,
                   force: bool, progress: Progress | None, window: int | None,
                   context: int | None) -> StreamHeader:
     header = stream.header
@@ -392,8 +404,7 @@ def _decode_input(stream: StreamInput, out_path: str | os.PathLike[str], model: 
     model = load_model(builtin_model_for_stream(header)) if model is None else model
     _check_model(model)
     blocks = _decode_blocks(stream.file, header, model, window, context, progress)
-    with audio_io.open_audio_output(out_path, header.sample_rate, header.channels, force) as out, \
-            eval_mode(model):
+    with audio_io.open_audio_output(out_path, header.sample_rate, header.channels, force) as out:
         for block in blocks:
             out.write(block)
     return header

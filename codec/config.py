@@ -33,6 +33,10 @@ MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 96000
 #: A causal model's largest look-ahead in head hops: n_fft / head_hop - 1 (the iSTFT head's n_fft is
 #: 4 head hops), where every synthesis window already lies inside the input seen.
 MAX_LOOKAHEAD = 3
+#: Frames the encoders see at least: shorter audio is zero-padded to this many frames before encoding
+#: (an STFT encoder's centred frames reflect-pad by two of its hops, which needs more samples than
+#: that), and the codes of the padding are dropped.
+MIN_ENCODE_FRAMES = 2
 
 
 def frame_count(n_samples: int, hop_length: int) -> int:

@@ -9,25 +9,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from .nn.layers import DecoderBlock, Snake1d, WNConv1d, WNConvTranspose1d
+from .nn.spectral import istft
 
 #: Cartesian heads predict the spectrum compressed as |S|^SPECTRUM_POWER (with its phase).
 SPECTRUM_POWER = 0.3
 _MAX_COMPRESSED = 10.0  # |S| <= 10^(1/0.3) ~ 2154: bounds the decompression's growth
 
 
-def decompress(real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
-    """The complex spectrum S whose power-compressed form |S|^0.3 S/|S| is ``real + i imag``
-    (any shape; the compressed magnitude is capped at 10 to bound the growth)."""
+def decompress(real: torch.Tensor, imag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(real, imaginary part) of the spectrum S whose power-compressed form |S|^0.3 S/|S| is
+    ``real + i imag`` (any shape; the compressed magnitude is capped at 10 to bound the growth)."""
     compressed = torch.sqrt(real.square() + imag.square() + 1e-12)
     scale = compressed.clamp(max=_MAX_COMPRESSED).pow(1.0 / SPECTRUM_POWER) / compressed
-    return torch.complex(real * scale, imag * scale)
+    return real * scale, imag * scale
 
 
 class ISTFTHead(nn.Module):
-    window: torch.Tensor  # buffer
-
     """Features [B, C, N] -> audio [B, 1, N * hop] through an inverse STFT (n_fft = 4 * hop, Hann
-    window, centred frames).
+    window, centred frames; :func:`codec.nn.spectral.istft`, real-valued operations only).
 
     ``spectrum`` says what the projection predicts per bin:
       - ``polar``: log-magnitude and phase angle (the angle is a raw, wrapping value);
@@ -44,15 +43,16 @@ class ISTFTHead(nn.Module):
         self.n_fft = 4 * hop
         self.spectrum = spectrum
         self.proj = WNConv1d(dim, self.n_fft + 2, kernel_size=kernel_size, padding=kernel_size // 2)
-        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[-1]
         x = self.proj(F.pad(x, (0, 1), mode="replicate"))  # centred iSTFT: N + 1 frames -> N * hop
         a, b = x.float().chunk(2, dim=1)
-        spec = torch.polar(torch.exp(a).clamp(max=1e2), b) if self.spectrum == "polar" else decompress(a, b)
-        audio = torch.istft(spec, self.n_fft, self.hop, self.n_fft, self.window, center=True,
-                            length=n * self.hop)
+        if self.spectrum == "polar":
+            magnitude = torch.exp(a).clamp(max=1e2)
+            real, imag = magnitude * torch.cos(b), magnitude * torch.sin(b)
+        else:
+            real, imag = decompress(a, b)
+        audio = istft(real, imag, self.n_fft, self.hop)  # N + 1 frames -> N * hop samples
         return audio[:, None, :]
 
 

@@ -1,6 +1,7 @@
 """Which torch device to run on: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (below the API and training).
 
-torch is imported when a device is resolved, not with this module (the API imports it without torch).
+torch is imported when a device is resolved, not with this module (the API imports it without torch);
+:func:`device_kind` checks a name without torch.
 """
 
 from __future__ import annotations
@@ -13,21 +14,30 @@ if TYPE_CHECKING:
     import torch
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> cuda if available else cpu; ``cpu``; ``cuda`` / ``cuda:N`` (DeviceError without GPU)."""
-    import torch
-
+def device_kind(device: str) -> str:
+    """``auto``, ``cpu`` or ``cuda`` (also for ``cuda:N``): the kind of a device name, checked without
+    torch (UsageError for a name that is none of them)."""
     if not isinstance(device, str):
         raise UsageError(f"device must be a string (auto, cpu, cuda or cuda:N), got "
                          f"{type(device).__name__}")
     name = device.strip().lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
+    if name in ("auto", "cpu"):
+        return name
     if name == "cuda" or name.startswith("cuda:"):
-        return _cuda_device(device, name)
+        return "cuda"
     raise UsageError(f"unknown device {device!r} (use auto, cpu or cuda)")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> cuda if available else cpu; ``cpu``; ``cuda`` / ``cuda:N`` (DeviceError without GPU)."""
+    kind = device_kind(device)
+    import torch
+
+    if kind == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cpu":
+        return torch.device("cpu")
+    return _cuda_device(device, device.strip().lower())
 
 
 def _cuda_device(device: str, name: str) -> torch.device:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from .config import MIN_ENCODE_FRAMES, ModelConfig
 from .quantize.base import Quantizer
 
 
@@ -82,13 +82,13 @@ class Codec(nn.Module):
             raise ValueError(f"audio must be [B, 1, T], got {tuple(audio.shape)}")
 
     def encode_latent(self, audio: torch.Tensor) -> torch.Tensor:
-        """[B, 1, T] audio -> [B, D, ceil(T / hop_length)] latent (zero-padded on the right). Any T >= 0:
-        T = 0 gives an empty latent [B, D, 0]."""
+        """[B, 1, T] audio -> [B, D, ceil(T / hop_length)] latent (zero-padded on the right to whole
+        frames, and to at least MIN_ENCODE_FRAMES frames, whose extra latent frames are dropped)."""
         self._check_audio(audio)
-        if audio.shape[-1] == 0:
-            return audio.new_zeros(audio.shape[0], self.config.latent_dim, 0)
-        pad = self.n_frames(audio.shape[-1]) * self.hop_length - audio.shape[-1]
-        return self.encoder(F.pad(audio, (0, pad)))
+        frames = self.n_frames(audio.shape[-1])
+        pad = max(frames, MIN_ENCODE_FRAMES) * self.hop_length - audio.shape[-1]
+        latent = self.encoder(F.pad(audio, (0, pad)))
+        return latent if frames >= MIN_ENCODE_FRAMES else latent[..., :frames]
 
     def forward(self, audio: torch.Tensor, n_codebooks: int | None = None) -> CodecOutput:
         """Encode, quantize and decode.

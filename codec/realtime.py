@@ -56,9 +56,9 @@ from .packets import (
     parse_session,
 )
 from .rtresample import LowDelayResampler
+from .runtime.torch_runtime import eval_mode
 from .stepper import FrameDecoder, FrameEncoder, check_causal
 from .streamheader import HASH_PREFIX_HEX
-from .streaming import eval_mode
 
 if TYPE_CHECKING:
     from .model import Codec

@@ -8,11 +8,11 @@ costs a fraction of a time-domain encoder's (the DAC encoder is ~80 % of a train
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .encoder import rms_normalize
 from .nn.convnext import ChannelNorm, ConvNeXtBlock
+from .nn.spectral import stft
 
 INPUT_POWER = 0.3  # the input spectrum is compressed as |S|^0.3 (phase kept), as the loss does
 
@@ -21,7 +21,7 @@ class STFTEncoder(nn.Module):
     """Audio [B, 1, T] -> latent [B, latent_dim, T / (hop * prod(rates))], every frame at unit RMS.
 
     Args:
-        hop: STFT hop in samples (n_fft = 4 * hop, Hann window).
+        hop: STFT hop in samples (n_fft = 4 * hop, Hann window; :func:`codec.nn.spectral.stft`).
         dim: channels of the ConvNeXt blocks.
         depth: ConvNeXt blocks at the STFT frame rate (one more after each downsampling).
         rates: strides of the downsampling convolutions after the blocks.
@@ -29,14 +29,11 @@ class STFTEncoder(nn.Module):
     T must be a multiple of hop * prod(rates) (any multiple: one latent frame's worth is enough).
     """
 
-    window: torch.Tensor  # buffer
-
     def __init__(self, hop: int, dim: int, depth: int, rates: tuple[int, ...], latent_dim: int) -> None:
         super().__init__()
         self.hop = hop
         self.n_fft = 4 * hop
         bins = self.n_fft // 2 + 1
-        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
         self.embed = nn.Conv1d(2 * bins, dim, kernel_size=3, padding=1)
         layers: list[nn.Module] = [ChannelNorm(dim)]
         layers += [ConvNeXtBlock(dim) for _ in range(depth)]
@@ -47,21 +44,12 @@ class STFTEncoder(nn.Module):
         self.block = nn.Sequential(*layers)
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
-        """[B, 1, T] -> [B, 2 * (n_fft / 2 + 1), T / hop] compressed real and imaginary parts.
-
-        The STFT is centred with reflect padding of n_fft / 2 on each side, which needs more than
-        n_fft / 2 samples: a shorter signal (one frame of 20 ms here) is zero-padded on the right to
-        n_fft / 2 + 1 first. Longer signals are untouched, so their features do not change.
-        """
-        x = audio[:, 0].float()
-        frames = x.shape[-1] // self.hop
-        if x.shape[-1] <= self.n_fft // 2:
-            x = F.pad(x, (0, self.n_fft // 2 + 1 - x.shape[-1]))
-        spec = torch.stft(x, self.n_fft, self.hop, self.n_fft, self.window, center=True,
-                          pad_mode="reflect", return_complex=True)[..., :frames]
-        power2 = spec.real.square() + spec.imag.square()
-        spec = spec * (power2 + 1e-8).pow((INPUT_POWER - 1.0) / 2.0)
-        return torch.cat([spec.real, spec.imag], dim=1)
+        """[B, 1, T] -> [B, 2 * (n_fft / 2 + 1), T / hop] compressed real and imaginary parts."""
+        frames = audio.shape[-1] // self.hop
+        real, imag = stft(audio[:, 0], self.n_fft, self.hop)  # centred: one frame more than needed
+        real, imag = real[..., :frames], imag[..., :frames]
+        scale = (real.square() + imag.square() + 1e-8).pow((INPUT_POWER - 1.0) / 2.0)
+        return torch.cat([real * scale, imag * scale], dim=1)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         return rms_normalize(self.block(self.embed(self.features(audio))))

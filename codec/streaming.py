@@ -5,15 +5,15 @@ Audio flows as blocks ``[C, t]`` (channels are the model's batch dimension), cod
 (:func:`to_model_rate`) and codes them in windows of ``window`` frames, each with ``context`` frames
 of real signal on both sides, keeping only the centre's codes (:func:`encode_windows`); the decoder
 side mirrors it (:func:`decode_windows`, :func:`from_model_rate`). Only a window plus its context is
-ever held, so memory does not grow with duration.
+ever held, so memory does not grow with duration. The model is reached through the window interface
+of :mod:`codec.runtime.base` (onnxruntime or torch, numpy arrays either way): one windowing for both.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,10 +23,8 @@ from .errors import AudioError, BitstreamError, UsageError
 from .streamheader import MAX_CHUNK_CODES, MAX_CHUNK_FRAMES, model_length
 
 if TYPE_CHECKING:
-    import torch
-
     from .bitstream import StreamHeader
-    from .model import Codec
+    from .runtime.base import CodecRuntime
 
 #: Seconds of signal coded per window, and seconds of context on each side of a window.
 WINDOW_SECONDS, CONTEXT_SECONDS = 10.0, 1.0
@@ -70,19 +68,9 @@ class Stats:
         self.n_samples += block.shape[1]
 
 
-@contextlib.contextmanager
-def eval_mode(model: Codec) -> Iterator[None]:
-    """Run in eval mode (deterministic coding), restoring the model's train/eval flag afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
-def window_frames(model: Codec, window: int | None, context: int | None) -> tuple[int, int]:
-    """(window, context) in frames: the given values, or WINDOW_SECONDS / CONTEXT_SECONDS."""
+def window_frames(model: Any, window: int | None, context: int | None) -> tuple[int, int]:
+    """(window, context) in frames for ``model`` (anything with a ``config``): the given values, or
+    WINDOW_SECONDS / CONTEXT_SECONDS."""
     rate = model.config.frame_rate
     w = max(1, round(WINDOW_SECONDS * rate)) if window is None else check_integer(window, "window")
     c = max(1, math.ceil(CONTEXT_SECONDS * rate)) if context is None else check_integer(context, "context")
@@ -218,31 +206,20 @@ class _Sliding:
             pass
 
 
-def _device_of(model: Codec) -> torch.device:
-    import torch
-
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
-def encode_windows(model: Codec, blocks: Iterable[np.ndarray], n_samples: int, n_codebooks: int,
+def encode_windows(model: CodecRuntime, blocks: Iterable[np.ndarray], n_samples: int, n_codebooks: int,
                    window: int, context: int, progress: Progress | None) -> Iterator[np.ndarray]:
     """Model-rate audio blocks ``[C, t]`` (``n_samples`` in all) -> codes ``[C, K, w]`` per window
     (w = ``window`` except the last), each window encoded with ``context`` frames on both sides. A
-    causal model codes the whole signal frame by frame instead (no context needed:
+    causal model (torch runtime) codes the whole signal frame by frame instead (no context needed:
     :func:`codec.stepper.encode_frames`), so its codes are a live stream's."""
-    import torch
-
     if getattr(model.config, "causal", False):
         from .stepper import encode_frames
 
-        yield from encode_frames(model, blocks, n_samples, n_codebooks, window, progress)
+        torch_model: Any = getattr(model, "model", model)  # the Codec inside a TorchRuntime
+        yield from encode_frames(torch_model, blocks, n_samples, n_codebooks, window, progress)
         return
-
     hop = model.config.hop_length
     n_frames = model.config.n_frames(n_samples)
-    device = _device_of(model)
     audio = _Sliding(blocks)
     frame = 0  # first frame of the next window
     while frame < n_frames:
@@ -252,12 +229,10 @@ def encode_windows(model: Codec, blocks: Iterable[np.ndarray], n_samples: int, n
             raise AudioError(f"audio ended early ({audio.end} of {n_samples} samples)")
         first = max(0, frame - context)
         segment = audio.take(first * hop, need)
-        with torch.inference_mode():
-            x = torch.from_numpy(segment).to(device)[:, None, :]
-            codes = model.encode(x, n_codebooks=n_codebooks)
-        keep = codes[:, :, frame - first: end_frame - first].to("cpu", torch.int64).numpy()
+        codes = model.encode_window(segment, n_codebooks)
+        keep = codes[:, :, frame - first: end_frame - first]
         if keep.shape[2] != end_frame - frame:
-            raise RuntimeError(f"model.encode gave {codes.shape[2]} frames for {segment.shape[1]} "
+            raise RuntimeError(f"the model gave {codes.shape[2]} frames for {segment.shape[1]} "
                                f"samples (hop {hop})")
         yield keep
         frame = end_frame
@@ -267,21 +242,18 @@ def encode_windows(model: Codec, blocks: Iterable[np.ndarray], n_samples: int, n
     audio.drain()
 
 
-def decode_windows(model: Codec, chunks: Iterable[np.ndarray], n_frames: int, window: int,
+def decode_windows(model: CodecRuntime, chunks: Iterable[np.ndarray], n_frames: int, window: int,
                    context: int, progress: Progress | None) -> Iterator[np.ndarray]:
     """Codes ``[C, K, t]`` in chunks (``n_frames`` in all) -> model-rate audio ``[C, t * hop]`` per
     window, each window decoded with ``context`` frames on both sides and trimmed to its centre. A
-    causal model decodes frame by frame instead (:func:`codec.stepper.decode_frames`)."""
-    import torch
-
+    causal model (torch runtime) decodes frame by frame instead (:func:`codec.stepper.decode_frames`)."""
     if getattr(model.config, "causal", False):
         from .stepper import decode_frames
 
-        yield from decode_frames(model, chunks, n_frames, progress)
+        torch_model: Any = getattr(model, "model", model)  # the Codec inside a TorchRuntime
+        yield from decode_frames(torch_model, chunks, n_frames, progress)
         return
-
     hop = model.config.hop_length
-    device = _device_of(model)
     codes = _Sliding(chunks, dtype=np.int64)
     frame = 0
     while frame < n_frames:
@@ -291,10 +263,9 @@ def decode_windows(model: Codec, chunks: Iterable[np.ndarray], n_frames: int, wi
             raise BitstreamError(f"stream ended early ({codes.end} of {n_frames} frames)")
         first = max(0, frame - context)
         segment = codes.take(first, need)
-        with torch.inference_mode():
-            audio = model.decode(torch.from_numpy(segment).to(device))
+        audio = model.decode_window(segment)
         start = (frame - first) * hop
-        yield audio[:, 0, start: start + (end_frame - frame) * hop].float().cpu().numpy()
+        yield audio[:, start: start + (end_frame - frame) * hop]
         frame = end_frame
         codes.drop_before(frame - context)
         if progress is not None:

@@ -17,13 +17,12 @@ from typing import Any
 import torch
 
 from .builder import build_codec
-from .config import ModelConfig, from_dict, to_dict
-from .errors import ConfigError, ModelError
+from .config import ModelConfig, to_dict
+from .errors import ModelError
 from .fileio import atomic_output
 from .model import Codec
+from .modelfile import FORMAT, FORMAT_VERSION, model_config, read_model_file
 
-FORMAT = "diveq-codec-model"
-FORMAT_VERSION = 1
 #: State-dict keys ending like this are training-only buffers (a stage's pool of recent inputs).
 TRAINING_ONLY_SUFFIXES = (".frames", ".frames_filled")
 _FLOAT16_MAX = 65504.0
@@ -93,33 +92,9 @@ def save_model(model: Codec, path: str | Path, dtype: torch.dtype | None = None)
 
 
 def read_config(path: str | Path) -> tuple[ModelConfig, str]:
-    """(config, recorded hash) from a model file's metadata, without loading the weights."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"model file not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as exc:  # safetensors raises several types for a bad header
-        raise ModelError(f"{path} is not a diveq-codec model (unreadable safetensors: {exc})") from None
-    if meta.get("format") != FORMAT:
-        raise ModelError(f"{path} is not a diveq-codec model (no '{FORMAT}' metadata)")
-    try:
-        version = int(meta.get("format_version", "0"))
-    except ValueError:
-        raise ModelError(f"{path}: bad format_version {meta.get('format_version')!r}") from None
-    if version > FORMAT_VERSION:
-        raise ModelError(f"{path} was written by a newer diveq-codec (model format {version}, "
-                         f"this version reads {FORMAT_VERSION}); upgrade diveq-codec")
-    try:
-        config = from_dict(ModelConfig, json.loads(meta["config"]))
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path}: missing or unreadable config ({exc})") from None
-    except ConfigError as exc:
-        raise ModelError(f"{path}: this version cannot build the model's config: {exc}") from None
-    return config, meta.get("weights_sha256", "")
+    """(config, recorded hash) from a model file's metadata, without loading the weights
+    (:mod:`codec.modelfile`, which reads it without torch)."""
+    return model_config(read_model_file(path))
 
 
 def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> Codec:

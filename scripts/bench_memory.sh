@@ -6,7 +6,7 @@
 #   MODEL   default: codec/pretrained/default.safetensors if installed, else a randomly initialised
 #           model with the default ModelConfig (same size and speed as a trained one).
 #   SECONDS length of the test signal (default 3600).
-# Env: LIMIT_MB (1536), DEVICE (cpu).
+# Env: LIMIT_MB (1536), DEVICE (cpu), RUNTIME (auto: onnx for a model with ONNX graphs; or torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -14,6 +14,7 @@ CLI=.venv/bin/diveq-codec
 LENGTH=${2:-3600}
 LIMIT_MB=${LIMIT_MB:-1536}
 DEVICE=${DEVICE:-cpu}
+RUNTIME=${RUNTIME:-auto}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -64,11 +65,11 @@ measure() {  # label, then the command; prints "label: peak RSS, wall time"
     fi
 }
 
-echo "model: $MODEL; input: ${LENGTH} s of 16 kHz mono ($(du -h "$WORK/in.wav" | cut -f1)); device: $DEVICE"
+echo "model: $MODEL; input: ${LENGTH} s of 16 kHz mono ($(du -h "$WORK/in.wav" | cut -f1)); device: $DEVICE; runtime: $RUNTIME"
 status=0
-measure encode "$CLI" encode "$WORK/in.wav" "$WORK/out.dvq" --model "$MODEL" --device "$DEVICE" || status=1
+measure encode "$CLI" encode "$WORK/in.wav" "$WORK/out.dvq" --model "$MODEL" --device "$DEVICE" --runtime "$RUNTIME" || status=1
 "$CLI" info "$WORK/out.dvq" | grep -E "duration|bitrate|file size"
-measure decode "$CLI" decode "$WORK/out.dvq" "$WORK/back.wav" --model "$MODEL" --device "$DEVICE" || status=1
+measure decode "$CLI" decode "$WORK/out.dvq" "$WORK/back.wav" --model "$MODEL" --device "$DEVICE" --runtime "$RUNTIME" || status=1
 "$PY" -c "import soundfile as sf, sys; a, b = sf.info(sys.argv[1]), sf.info(sys.argv[2]); \
 assert (a.frames, a.samplerate) == (b.frames, b.samplerate), (a, b); print('length restored:', b.frames, 'samples')" \
     "$WORK/in.wav" "$WORK/back.wav"

@@ -5,9 +5,11 @@
 #   scripts/ship_model.sh ~/diveq-runs/speech16k-stft recipes/speech16k-stft.toml speech16k-stft-v1
 #
 # 1. The current default keeps shipping as codec/pretrained/LEGACY_NAME.{safetensors,json}, so streams it
-#    made still decode (decode picks the built-in model by the weights hash a stream names).
-# 2. `diveq-codec export RUN_DIR` (its best validation checkpoint) becomes codec/pretrained/default.*
-#    (float16, ~10 MB).
+#    made still decode (decode picks the built-in model by the weights hash a stream names); its ONNX
+#    graphs are remade for the new name (graphs point at their weights file by name).
+# 2. `diveq-codec export RUN_DIR --onnx` (its best validation checkpoint) becomes codec/pretrained/default.*
+#    (float16, ~10 MB, and the ONNX graphs of the light runtime, ~0.2 MB, reading default.safetensors);
+#    tests/test_onnx_runtime.py checks that the shipped graphs belong to the shipped weights.
 # 3. tests/data/model_quality.json gets the new model's scores on the pinned clips (scripts/pin_quality.py);
 #    tests/test_default_model.py fails if they are worse than an earlier model's at 6 kbps.
 # 4. docs/listen-example (+ .png), docs/quality/training.{csv,png}, docs/eval (the 24-file real-speech
@@ -36,9 +38,11 @@ fi
 echo "== keep the current default as $legacy"
 mv "$pre/default.safetensors" "$pre/$legacy.safetensors"
 mv "$pre/default.json" "$pre/$legacy.json"
+rm -f "$pre/default.encoder.onnx" "$pre/default.decoder.onnx"  # they read default.safetensors
+$cli export-onnx "$pre/$legacy.safetensors"
 
 echo "== export"
-$cli export "$run" "$pre/default.safetensors" --dtype float16
+$cli export "$run" "$pre/default.safetensors" --dtype float16 --onnx
 ls -l "$pre"
 
 echo "== pinned clips"

@@ -79,3 +79,36 @@ def launch_local(nprocs: int, recipe_path: Path, out: Path, **kwargs: Any) -> No
     args = {"recipe": Path(recipe_path), "out": Path(out), "device": "cpu", "progress": False,
             **kwargs}
     mp.spawn(_worker, args=(nprocs, _free_port(), args), nprocs=nprocs, join=True)
+
+
+def tiny_config(name: str = "tiny") -> Any:
+    """The tiny model the API, CLI and reliability tests code with (DAC-style layers, 3 stages of 16
+    codes quantized in 4-d projections of an 8-d latent): a few thousand parameters."""
+    from codec.config import ModelConfig, QuantizerConfig
+
+    return ModelConfig(name=name, encoder_dim=4, decoder_dim=16, latent_dim=8,
+                       quantizer=QuantizerConfig(n_codebooks=3, codebook_size=16, codebook_dim=4))
+
+
+def save_tiny_model(path: Path, name: str = "tiny", seed: int = 0, graphs: bool = False) -> Path:
+    """The tiny model (seeded) saved as ``path``, with its ONNX graphs next to it if ``graphs``."""
+    from codec.builder import build_codec
+    from codec.weights import save_model
+
+    torch.manual_seed(seed)
+    save_model(build_codec(tiny_config(name)), path)
+    if graphs:
+        from codec.runtime.onnx_export import export_graphs
+
+        export_graphs(path)
+    return path
+
+
+def copy_model(source: Path, folder: Path) -> Path:
+    """A model file copied into ``folder`` with its card and graphs (they name the file, not the
+    folder); returns the copy's path."""
+    import shutil
+
+    for path in source.parent.glob(f"{source.stem}.*"):
+        shutil.copy(path, folder / path.name)
+    return folder / source.name

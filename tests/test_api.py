@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,24 +22,19 @@ from codec.errors import AudioError, BitstreamError, DeviceError, ModelError, Us
 from codec.model import Codec
 from codec.builder import build_codec
 from codec.weights import save_model
-
-
-def tiny_config(name: str = "tiny") -> ModelConfig:
-    return ModelConfig(name=name, encoder_dim=4, decoder_dim=16, latent_dim=8,
-                       quantizer=QuantizerConfig(n_codebooks=3, codebook_size=16, codebook_dim=4))
+from support import tiny_config
 
 
 @pytest.fixture(scope="session")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model(build_codec(tiny_config()), path)
-    return path
+def model_path(tiny_model_with_graphs: Path) -> Path:
+    """The tiny model with its ONNX graphs (so both runtimes can load it)."""
+    return tiny_model_with_graphs
 
 
-@pytest.fixture(scope="session")
-def model(model_path: Path) -> Codec:
-    return api.load_model(model_path, device="cpu")
+@pytest.fixture(scope="session", params=["torch", "onnx"])
+def model(request: pytest.FixtureRequest, model_path: Path) -> Any:
+    """The tiny model on each runtime: every test that codes with it runs on both."""
+    return api.load_model(model_path, device="cpu", runtime=request.param)
 
 
 def signal(channels: int, sample_rate: int, seconds: float, seed: int = 0) -> np.ndarray:
@@ -160,7 +156,7 @@ def test_load_model_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode
 @pytest.mark.parametrize("channels,rate,subtype", [
     (1, 16000, "PCM_16"), (2, 44100, "PCM_24"), (1, 8000, "FLOAT"), (2, 48000, "PCM_16"),
 ])
-def test_file_round_trip(tmp_path: Path, model: Codec, channels: int, rate: int, subtype: str) -> None:
+def test_file_round_trip(tmp_path: Path, model: Any, channels: int, rate: int, subtype: str) -> None:
     x = signal(channels, rate, 0.75) * 0.5
     src, dvq, out = tmp_path / "in.wav", tmp_path / "x.dvq", tmp_path / "out.wav"
     sf.write(src, x.T, rate, subtype=subtype)
@@ -176,7 +172,7 @@ def test_file_round_trip(tmp_path: Path, model: Codec, channels: int, rate: int,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav", "x.dvq"]
 
 
-def test_compress_is_deterministic_and_restores_shape(model: Codec) -> None:
+def test_compress_is_deterministic_and_restores_shape(model: Any) -> None:
     x = signal(2, 32000, 1.3)
     data = api.compress(model, x, 32000)
     assert api.compress(model, x, 32000) == data
@@ -186,7 +182,7 @@ def test_compress_is_deterministic_and_restores_shape(model: Codec) -> None:
     np.testing.assert_array_equal(y, y2)
 
 
-def test_gains_normalise_each_channel(model: Codec) -> None:
+def test_gains_normalise_each_channel(model: Any) -> None:
     x = signal(3, 16000, 1.0)
     x[1] *= 0.1  # -20 dB quieter channel
     x[2] *= 1e-3  # so quiet that the gain is capped
@@ -198,7 +194,7 @@ def test_gains_normalise_each_channel(model: Codec) -> None:
     assert decode_stream(api.compress(model, silent, 16000))[0].gains == (1.0,)
 
 
-def test_bitrate_and_codebooks(model: Codec) -> None:
+def test_bitrate_and_codebooks(model: Any) -> None:
     x = signal(1, 16000, 0.5)
     per_stage = model.config.bitrate(1) / 1000  # 0.2 kbps for the tiny model
     assert decode_stream(api.compress(model, x, 16000, n_codebooks=2))[0].n_codebooks == 2
@@ -218,7 +214,7 @@ def test_bitrate_and_codebooks(model: Codec) -> None:
         api.compress(model, np.full((1, 100), np.nan, np.float32), 16000)
 
 
-def test_empty_audio(tmp_path: Path, model: Codec) -> None:
+def test_empty_audio(tmp_path: Path, model: Any) -> None:
     data = api.compress(model, np.zeros((2, 0), np.float32), 44100)
     header, codes = decode_stream(data)
     assert (header.n_samples, header.n_frames, header.channels) == (0, 0, 2) and codes.shape[2] == 0
@@ -231,30 +227,40 @@ def test_empty_audio(tmp_path: Path, model: Codec) -> None:
     assert (info.n_samples, info.channels, info.sample_rate) == (0, 2, 22050)
 
 
-def test_windowed_coding_matches_whole_signal(model: Codec) -> None:
+def _whole_signal(model: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes [C, K, F], decoded audio [C, F * hop]) of x [C, T] coded in one piece, on the model's
+    own runtime (numpy for onnx, tensors for torch)."""
+    if getattr(model, "runtime", None) == "onnx":
+        codes = model.encode(x[:, None, :])
+        return codes, model.decode(codes)[:, 0]
+    with torch.inference_mode():
+        codes = model.encode(torch.from_numpy(x)[:, None, :])
+        return codes.numpy(), model.decode(codes)[:, 0].numpy()
+
+
+def test_windowed_coding_matches_whole_signal(model: Any) -> None:
     """30 s in 5 s windows (default 1 s context) vs one whole-signal encode/decode."""
     x = signal(1, 16000, 30.0)
     data = api.compress(model, x, 16000, window=250)
     header, codes = decode_stream(data)
     assert header.chunk_frames == 250 and header.n_frames == 1500
     gain = header.gains[0]
-    with torch.inference_mode():
-        whole_codes = model.encode(torch.from_numpy(x * gain)[:, None, :])
-        whole = model.decode(whole_codes)[:, 0, : x.shape[1]].numpy() / gain
-    assert (whole_codes.numpy() == codes).mean() > 0.999
-    chunked, _ = api.decompress(encode_stream(header, whole_codes.numpy()), model, window=100)
+    whole_codes, whole = _whole_signal(model, x * gain)
+    whole = whole[:, : x.shape[1]] / gain
+    assert (whole_codes == codes).mean() > 0.999
+    chunked, _ = api.decompress(encode_stream(header, whole_codes), model, window=100)
     assert chunked.shape == x.shape
     codec_error = np.sqrt(np.mean((whole - x) ** 2))
     chunk_error = np.abs(chunked - whole).max()
     assert codec_error > 1e-3
     assert chunk_error < 1e-3 * codec_error, (chunk_error, codec_error)
     # too little context is visibly worse: the test can fail
-    no_context, _ = api.decompress(encode_stream(header, whole_codes.numpy()), model, window=100,
+    no_context, _ = api.decompress(encode_stream(header, whole_codes), model, window=100,
                                    context=0)
     assert np.abs(no_context - whole).max() > 100 * chunk_error
 
 
-def test_stream_from_another_model(tmp_path: Path, model: Codec) -> None:
+def test_stream_from_another_model(tmp_path: Path, model: Any) -> None:
     torch.manual_seed(1)
     other = build_codec(tiny_config("other-model"))
     save_model(other, tmp_path / "other.safetensors")
@@ -264,7 +270,7 @@ def test_stream_from_another_model(tmp_path: Path, model: Codec) -> None:
         api.decompress(data, model)
 
 
-def test_existing_output_untouched(tmp_path: Path, model: Codec) -> None:
+def test_existing_output_untouched(tmp_path: Path, model: Any) -> None:
     sf.write(tmp_path / "in.wav", signal(1, 16000, 0.3).T, 16000)
     (tmp_path / "x.dvq").write_bytes(b"keep me")
     with pytest.raises(UsageError, match="exists"):
@@ -274,7 +280,7 @@ def test_existing_output_untouched(tmp_path: Path, model: Codec) -> None:
     assert (tmp_path / "x.dvq").read_bytes()[:4] == b"DVQC"
 
 
-def test_corrupt_stream_leaves_no_output(tmp_path: Path, model: Codec) -> None:
+def test_corrupt_stream_leaves_no_output(tmp_path: Path, model: Any) -> None:
     data = bytearray(api.compress(model, signal(1, 16000, 3.0), 16000, window=50))
     data[-5] ^= 0xFF  # in the last chunk's payload: found only after earlier chunks are decoded
     (tmp_path / "bad.dvq").write_bytes(bytes(data))
@@ -326,7 +332,7 @@ def test_file_coding_memory_is_bounded(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------- arguments (issue 11)
 
-def test_every_bad_argument_raises_our_own_error(model: Codec, model_path: Path) -> None:
+def test_every_bad_argument_raises_our_own_error(model: Any, model_path: Path) -> None:
     x = signal(1, 16000, 0.2)
     data = api.compress(model, x, 16000)
     cases = [  # (call, error class, message pattern)
@@ -367,7 +373,7 @@ def test_every_bad_argument_raises_our_own_error(model: Codec, model_path: Path)
             call()
 
 
-def test_integer_pcm_is_scaled_like_soundfile(model: Codec) -> None:
+def test_integer_pcm_is_scaled_like_soundfile(model: Any) -> None:
     x = signal(2, 16000, 0.4)
     pcm16 = np.round(x * 20000).astype(np.int16)
     as_float = api.compress(model, pcm16.astype(np.float32) / 32768, 16000)
@@ -380,14 +386,14 @@ def test_integer_pcm_is_scaled_like_soundfile(model: Codec) -> None:
     assert np.abs(restored).max() < 2.0  # at the float scale (it used to come back at ~1.5e4)
 
 
-def test_torch_tensors_of_any_float_dtype(model: Codec) -> None:
+def test_torch_tensors_of_any_float_dtype(model: Any) -> None:
     x = torch.from_numpy(signal(1, 16000, 0.3)).to(torch.bfloat16)
     expected = api.compress(model, x.float().numpy(), 16000)
     assert api.compress(model, x, 16000) == expected
     assert api.compress(model, x.to(torch.float64), 16000) == expected
 
 
-def test_loud_float_input_codes_like_the_same_signal_at_full_scale(model: Codec) -> None:
+def test_loud_float_input_codes_like_the_same_signal_at_full_scale(model: Any) -> None:
     """Any finite float32 amplitude: the gain takes it down to the target level (issue item 4)."""
     x = signal(1, 16000, 1.0)
     normal_header, normal_codes = decode_stream(api.compress(model, x, 16000))

@@ -27,6 +27,7 @@ from codec import api
 from codec.config import ModelConfig, QuantizerConfig
 from codec.builder import build_codec
 from codec.weights import save_model
+from support import copy_model
 
 SCRIPT = Path(sys.executable).parent / "diveq-codec"
 TIMEOUT = 180
@@ -49,10 +50,11 @@ def tone(channels: int, rate: int, seconds: float) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Models, audio inputs and streams (good and damaged) shared by the tests of this module."""
+def files(tmp_path_factory: pytest.TempPathFactory, tiny_model_with_graphs: Path) -> dict[str, Path]:
+    """Models, audio inputs and streams (good and damaged) shared by the tests of this module. The
+    tiny model has ONNX graphs (the commands run it on onnxruntime unless --runtime torch)."""
     d = tmp_path_factory.mktemp("cli")
-    f = {"model": tiny_model(d / "tiny.safetensors", "tiny", 0),
+    f = {"model": copy_model(tiny_model_with_graphs, d),
          "other_model": tiny_model(d / "other.safetensors", "other-model", 1),
          "stereo": d / "stereo.wav", "nan": d / "nan.wav", "text": d / "notes.wav"}
     sf.write(f["stereo"], tone(2, 44100, 1.5), 44100, subtype="PCM_24")
@@ -115,13 +117,17 @@ def test_help_version_and_lazy_imports() -> None:
     assert probe.returncode == 0 and probe.stdout.strip() == "[]", probe.stdout + probe.stderr
 
 
-def test_round_trip(tmp_path: Path, files: dict[str, Path]) -> None:
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_round_trip(tmp_path: Path, files: dict[str, Path], runtime: str) -> None:
     dvq, dvq2, back = tmp_path / "x.dvq", tmp_path / "x2.dvq", tmp_path / "back.wav"
-    enc, enc2 = run_many(("encode", files["stereo"], dvq, "--model", files["model"], "--device", "cpu"),
-                         ("encode", files["stereo"], dvq2, "-m", files["model"], "--n-codebooks", "2"))
+    enc, enc2 = run_many(("encode", files["stereo"], dvq, "--model", files["model"], "--device", "cpu",
+                          "--runtime", runtime),
+                         ("encode", files["stereo"], dvq2, "-m", files["model"], "--n-codebooks", "2",
+                          "--runtime", runtime))
     assert enc.returncode == 0 and enc2.returncode == 0, enc.stderr + enc2.stderr
     assert enc.stderr == ""  # no warnings or progress noise for a short file off a terminal
-    info, info2, dec = run_many(("info", dvq), ("info", dvq2), ("decode", dvq, back, "--model", files["model"]))
+    info, info2, dec = run_many(("info", dvq), ("info", dvq2),
+                                ("decode", dvq, back, "--model", files["model"], "--runtime", runtime))
     assert info.returncode == 0 and "44100 Hz" in info.stdout and "3 x 16 codes" in info.stdout
     assert "2 x 16 codes" in info2.stdout and "channels:" in info2.stdout
     assert dec.returncode == 0, dec.stderr

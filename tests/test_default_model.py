@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from codec import api
 from support import speechlike
 
 
-def test_builtin_model_is_installed_and_serves_the_advertised_bitrates():
-    model = api.load_model(None, device="cpu")
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_builtin_model_is_installed_and_serves_the_advertised_bitrates(runtime):
+    model = api.load_model(None, device="cpu", runtime=runtime)
+    from codec.model import Codec
+
+    assert isinstance(model, Codec) == (runtime == "torch")
     cfg = model.config
     assert cfg.sample_rate == 16000 and cfg.frame_rate == 50.0
     assert [cfg.bitrate(n) for n in (3, 6, 12)] == [1500.0, 3000.0, 6000.0]
@@ -26,7 +31,8 @@ def test_builtin_model_round_trip_restores_rate_length_and_channels():
         assert np.isfinite(decoded).all() and np.abs(decoded).max() > 1e-3
 
 
-def test_builtin_model_scores_what_was_recorded_and_no_model_scored_worse_before_it():
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_builtin_model_scores_what_was_recorded_and_no_model_scored_worse_before_it(runtime):
     import json
     from pathlib import Path
 
@@ -34,7 +40,7 @@ def test_builtin_model_scores_what_was_recorded_and_no_model_scored_worse_before
 
     data = Path(__file__).parent / "data"
     history = json.loads((data / "model_quality.json").read_text())["models"]
-    model = api.load_model(None, device="cpu")
+    model = api.load_model(None, device="cpu", runtime=runtime)
     entries = [m for m in history if m["sha256"] == model.weights_hash]
     assert entries, "the built-in model has no pinned scores: run scripts/pin_quality.py"
     recorded = entries[0]["scores"]
@@ -65,7 +71,7 @@ def test_builtin_model_every_stage_refines_and_bits_buy_quality():
     import torch
 
     data = Path(__file__).parent / "data"
-    model = api.load_model(None, device="cpu")
+    model = api.load_model(None, device="cpu", runtime="torch")
     n_stages = model.config.quantizer.n_codebooks
     for path in sorted((data / "speech").glob("*.flac")):
         audio, rate = sf.read(path, dtype="float32")

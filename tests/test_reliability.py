@@ -1,7 +1,8 @@
 """Regression tests for issue 11: write failures, inputs that must survive, temporary files, signals,
 pipes, exit codes, loud inputs, ``transcode`` and ``info``. Each case runs the installed console
 script in a subprocess, as a user would hit it; cases that fail before the model loads (no torch
-import) run in parallel, and the few that code audio use a tiny model.
+import) run in parallel, and the few that code audio use a tiny model, on both runtimes (onnxruntime
+on its graphs, and torch).
 """
 
 from __future__ import annotations
@@ -21,13 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from codec import api
 from codec.bitstream import StreamHeader, decode_stream, encode_header, encode_stream
-from codec.builder import build_codec
-from codec.config import ModelConfig, QuantizerConfig
-from codec.weights import save_model
+from support import copy_model
 
 SCRIPT = Path(sys.executable).parent / "diveq-codec"
 TIMEOUT = 120
@@ -73,15 +71,17 @@ def no_temporary_files(*folders: Path) -> None:
         assert not [p.name for p in folder.iterdir() if p.name.endswith(".part")], folder
 
 
+@pytest.fixture(params=["onnx", "torch"])
+def runtime(request: pytest.FixtureRequest) -> str:
+    """The runtime a test that codes audio runs on (each such test runs on both)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def files(tmp_path_factory: pytest.TempPathFactory, tiny_model_with_graphs: Path) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("reliability")
-    torch.manual_seed(0)
-    model = build_codec(ModelConfig(name="tiny", encoder_dim=4, decoder_dim=16, latent_dim=8,
-                              quantizer=QuantizerConfig(n_codebooks=3, codebook_size=16, codebook_dim=4)))
-    f = {"model": d / "tiny.safetensors", "stereo": d / "stereo.wav", "c65": d / "c65.wav",
+    f = {"model": copy_model(tiny_model_with_graphs, d), "stereo": d / "stereo.wav", "c65": d / "c65.wav",
          "loud_truncated": d / "loud.wav"}
-    save_model(model, f["model"])
     sf.write(f["stereo"], tone(2, 44100, 1.0), 44100, subtype="PCM_16")
     sf.write(f["c65"], np.zeros((800, 65), np.float32), 16000)
     sf.write(f["loud_truncated"], tone(1, 16000, 1.0, amplitude=2e6), 16000, subtype="FLOAT")
@@ -181,12 +181,14 @@ def test_closed_stdout_ends_quietly(files: dict[str, Path]) -> None:
 
 # ----------------------------------------------------------------------------------- writing
 
-def test_write_failure_is_one_line_and_leaves_nothing(tmp_path: Path, files: dict[str, Path]) -> None:
+def test_write_failure_is_one_line_and_leaves_nothing(tmp_path: Path, files: dict[str, Path],
+                                                     runtime: str) -> None:
     """``ulimit -f``: EFBIG on the first write of the stream (issue item 1)."""
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (100, resource.RLIM_INFINITY))
 
-    result = run("encode", files["stereo"], tmp_path / "out.dvq", "--model", files["model"], preexec=limit)
+    result = run("encode", files["stereo"], tmp_path / "out.dvq", "--model", files["model"], "--runtime",
+                 runtime, preexec=limit)
     assert_error(result, 10, r"cannot write .*out\.dvq: File too large \(beyond the file size limit")
     assert list(tmp_path.iterdir()) == []
 
@@ -239,7 +241,7 @@ def test_sigterm_cleans_up_and_stale_part_files_are_swept(tmp_path: Path, files:
 
 # ------------------------------------------------------------------------------------- pipes
 
-def test_fifo_input_loud_and_truncated(tmp_path: Path, files: dict[str, Path]) -> None:
+def test_fifo_input_loud_and_truncated(tmp_path: Path, files: dict[str, Path], runtime: str) -> None:
     """A FIFO input is read once (it used to hang); a float WAV with peak ~2e6 codes (it used to fail
     with a bitstream error); a WAV whose header claims more samples than it holds gives one warning
     (issue items 4, 6, 9)."""
@@ -254,7 +256,7 @@ def test_fifo_input_loud_and_truncated(tmp_path: Path, files: dict[str, Path]) -
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
     dvq = tmp_path / "loud.dvq"
-    result = run("encode", fifo, dvq, "--model", files["model"])
+    result = run("encode", fifo, dvq, "--model", files["model"], "--runtime", runtime)
     feeder.join(timeout=5)
     stderr = text(result)
     assert result.returncode == 0, stderr
@@ -267,17 +269,17 @@ def test_fifo_input_loud_and_truncated(tmp_path: Path, files: dict[str, Path]) -
     no_temporary_files(tmp_path)
 
 
-def test_dash_and_dev_stdin(tmp_path: Path, files: dict[str, Path]) -> None:
+def test_dash_and_dev_stdin(tmp_path: Path, files: dict[str, Path], runtime: str) -> None:
     """``encode - -`` like sox and opusenc, and ``decode /dev/stdin -`` (a valid stream from a pipe
     used to be read as empty; audio on stdout is a 16-bit wav) (issue item 6)."""
-    m = ("--model", files["model"])
+    m = ("--model", files["model"], "--runtime", runtime)
     with open(files["stereo"], "rb") as stdin, open(tmp_path / "piped.dvq", "wb") as stdout:
         enc = run("encode", "-", "-", "--bitrate", "0.4", *m, stdin=stdin, stdout=stdout)
     assert enc.returncode == 0 and text(enc) == "", text(enc)
     with open(tmp_path / "piped.dvq", "rb") as stdin, open(tmp_path / "back.wav", "wb") as stdout:
         dec = run("decode", "/dev/stdin", "-", *m, stdin=stdin, stdout=stdout)
     assert dec.returncode == 0 and text(dec) == "", text(dec)
-    model = api.load_model(files["model"], "cpu")
+    model = api.load_model(files["model"], "cpu", runtime)
     api.encode_file(model, files["stereo"], tmp_path / "direct.dvq", n_codebooks=2)
     assert (tmp_path / "piped.dvq").read_bytes() == (tmp_path / "direct.dvq").read_bytes()
     info = sf.info(str(tmp_path / "back.wav"))
@@ -289,11 +291,11 @@ def test_dash_and_dev_stdin(tmp_path: Path, files: dict[str, Path]) -> None:
 
 # --------------------------------------------------------------------------------- transcode
 
-def test_transcode_is_encoding_at_the_lower_bitrate_without_torch(tmp_path: Path,
-                                                                  files: dict[str, Path]) -> None:
+def test_transcode_is_encoding_at_the_lower_bitrate_without_torch(tmp_path: Path, files: dict[str, Path],
+                                                                  runtime: str) -> None:
     """``transcode`` keeps a prefix of the stages: byte-identical to encoding at the lower bitrate,
     so it decodes to the same audio; it never imports torch (here through ``-`` on both sides)."""
-    model = api.load_model(files["model"], "cpu")
+    model = api.load_model(files["model"], "cpu", runtime)
     x = tone(2, 22050, 1.3).T
     full = api.compress(model, x, 22050, window=20)  # 3 stages, several chunks
     probe = ("import sys\nfrom cli.main import app\nsys.argv = ['diveq-codec'] + sys.argv[1:]\n"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from ..model import Codec
+    from ..api import Model
 
 PINNED_KBPS = (1.5, 3.0, 6.0)
 PINNED_METRICS = ("pesq_wb", "stoi", "si_sdr")
@@ -28,7 +28,7 @@ RECORDED_METRICS = ("dnsmos_ovrl", "tone_db")
 TOLERANCE = {"pesq_wb": 0.05, "stoi": 0.01, "si_sdr": 0.5, "dnsmos_ovrl": 0.05, "tone_db": 1.0}
 
 
-def score_clips(model: Codec, paths: Sequence[Path], kbps: Sequence[float] = PINNED_KBPS
+def score_clips(model: Model, paths: Sequence[Path], kbps: Sequence[float] = PINNED_KBPS
                 ) -> dict[str, dict[str, float]]:
     """Mean scores over ``paths`` at each bitrate: ``{"6": {"pesq_wb": ..., "stoi": ..., "si_sdr": ...,
     "dnsmos_ovrl": ..., "tone_db": ...}}`` (tone_db: of all clips together, aligned).

@@ -39,6 +39,8 @@ number of stages.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import cast
 
 import torch
@@ -100,6 +102,7 @@ class ResidualQuantizer(nn.Module):
                 stages.append(SFDiVeQStage(codebook_size, codebook_dim, noise_std, cosine, sf_inference))
         self.stages = nn.ModuleList(stages)
         self._warmup_frames: list[torch.Tensor] = []  # recent latent rows during the warm-up
+        self._fixed_projections: torch.Tensor | None = None  # set by fixed_projections()
 
     # ---- helpers ------------------------------------------------------------------------------
     def _stages(self) -> list[CodebookStage]:
@@ -116,10 +119,24 @@ class ResidualQuantizer(nn.Module):
         """[K, codebook_dim, D] stage projections with orthonormal rows, None when there are none."""
         if self.projection_weight is None:
             return None
+        if self._fixed_projections is not None:
+            return self._fixed_projections
         q, r = torch.linalg.qr(self.projection_weight.transpose(1, 2))  # [K, D, d], [K, d, d]
         diag = torch.diagonal(r, dim1=-2, dim2=-1)
         sign = torch.sign(diag) + (diag == 0)
         return (q * sign[:, None, :]).transpose(1, 2)
+
+    @contextlib.contextmanager
+    def fixed_projections(self) -> Iterator[None]:
+        """Within: the projections are computed once, as constants (same values; an ONNX export
+        cannot trace the QR decomposition)."""
+        with torch.no_grad():
+            fixed = self.projections()
+        self._fixed_projections = None if fixed is None else fixed.detach().clone()
+        try:
+            yield
+        finally:
+            self._fixed_projections = None
 
     def _stage_projections(self) -> list[torch.Tensor | None]:
         """One [codebook_dim, D] projection per stage (None = the stage sees the whole latent)."""
@@ -248,6 +265,14 @@ class ResidualQuantizer(nn.Module):
             out = q if out is None else out + q
         assert out is not None
         return out.reshape(B, T, self.input_dim).transpose(1, 2)
+
+    def decode_tables(self) -> torch.Tensor:
+        """[K, codebook_size, D]: row i of table k is what code i of stage k adds to the latent, so
+        ``decode(codes)`` is the sum over stages k < n of ``tables[k, codes[:, k]]`` (how the ONNX
+        decoder graph decodes any number of stages)."""
+        index = torch.arange(self.codebook_size, device=self._stages()[0].codebook.device)
+        return torch.stack([self._up(stage.decode(index), P)
+                            for stage, P in zip(self._stages(), self._stage_projections(), strict=True)])
 
     # ---- statistics ---------------------------------------------------------------------------
     def usage_stats(self) -> list[StageUsage]:
