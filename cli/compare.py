@@ -49,7 +49,7 @@ def _compare(input: Path, out: Path, bitrate: str, against: str, model_name: str
     from codec.extras import require_train_extras
 
     require_train_extras("diveq-codec compare", ("librosa", "pesq", "pystoi", "matplotlib", "PIL",
-                                                 "speechmos", "onnxruntime"))
+                                                 "speechmos"))
     from codec.api import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
     from codec.audio import audio_info
     from codec.errors import AudioError

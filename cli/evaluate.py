@@ -63,8 +63,7 @@ def _evaluate(ref_dir: Path, bitrate: str, model_name: str | None, against: str,
     from codec.errors import UsageError
     from codec.extras import require_train_extras
 
-    require_train_extras("diveq-codec eval", ("librosa", "pesq", "pystoi", "matplotlib", "PIL", "speechmos",
-                                              "onnxruntime"))
+    require_train_extras("diveq-codec eval", ("librosa", "pesq", "pystoi", "matplotlib", "PIL", "speechmos"))
     from codec.eval.outdir import check_output_folder
     from codec.eval.report import find_audio_files
 

@@ -16,7 +16,7 @@ from .errors import MissingExtrasError
 #: Top-level modules the ``[train]`` extra installs (descript-audio-codec is ``dac``, with
 #: ``audiotools``; pillow is ``PIL``).
 TRAIN_MODULES = ("dac", "audiotools", "librosa", "pesq", "pystoi", "matplotlib", "PIL", "scipy",
-                 "tensorboard", "torchaudio", "speechmos", "onnxruntime")
+                 "tensorboard", "torchaudio", "speechmos")
 #: How to install them.
 INSTALL_HINT = "pip install 'diveq-codec[train]'"
 #: The ``[export]`` extra: the ONNX export's tools (with torch), and how to install them.

@@ -115,15 +115,19 @@ def test_windows_of_one_frame_without_context(models: dict[str, Codec]) -> None:
     assert rate == 16000 and y.shape == x.shape and np.isfinite(y).all()
 
 
-def test_model_codes_any_length_from_zero() -> None:
-    """Codec.encode / decode on [B, 1, T] for T = 0 and 1..2 frames, every built-in model."""
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_model_codes_any_length_from_zero(runtime: str) -> None:
+    """encode / decode on [B, 1, T] for T = 0 and 1..2 frames, every built-in model, on both
+    runtimes (Codec: tensors; OnnxCodec: numpy arrays)."""
     for name in MODELS:
-        model = api.load_model(name, "cpu")
+        model = api.load_model(name, "cpu", runtime=runtime)
         for t in (0, 1, 319, 320, 321, 640):
-            codes = model.encode(torch.full((2, 1, t), 0.05), n_codebooks=3)
-            assert codes.shape == (2, 3, math.ceil(t / 320)) and codes.dtype == torch.int64
+            audio_in = torch.full((2, 1, t), 0.05)
+            codes = model.encode(audio_in if runtime == "torch" else audio_in.numpy(), n_codebooks=3)
+            assert tuple(codes.shape) == (2, 3, math.ceil(t / 320))
+            assert str(codes.dtype) in ("torch.int64", "int64")
             audio = model.decode(codes, t)
-            assert audio.shape == (2, 1, t) and torch.isfinite(audio).all()
+            assert tuple(audio.shape) == (2, 1, t) and np.isfinite(np.asarray(audio)).all()
 
 
 def test_scores_of_short_signals_are_nan_where_undefined() -> None:
