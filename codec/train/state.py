@@ -101,6 +101,12 @@ def load_initial_weights(model: nn.Module, path: Path, recipe: Recipe) -> None:
     if differ:
         raise TrainingError(f"--init-from {path}: its model differs from the recipe's [model] in "
                             f"{', '.join(differ)}")
+    if recipe.model.causal and not source.config.causal:
+        # offline weights into the causal kind: kernels kept in time (codec.train.causal_init)
+        from .causal_init import causal_weights
+
+        model.load_state_dict(causal_weights(source, ddp.unwrap(model), recipe.model.lookahead), strict=True)
+        return
     model.load_state_dict(source.state_dict(), strict=True)
 
 
