@@ -30,6 +30,8 @@ from .errors import ConfigError
 
 #: Sample rates (Hz) the codec accepts for audio and models.
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 96000
+#: Audio channels a stream holds at most (the argument checks and the stream header both bound them).
+MAX_CHANNELS = 64
 #: A causal model's largest look-ahead in head hops: n_fft / head_hop - 1 (the iSTFT head's n_fft is
 #: 4 head hops), where every synthesis window already lies inside the input seen.
 MAX_LOOKAHEAD = 3

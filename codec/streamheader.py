@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .bitpack import MAX_BITS
-from .config import bits_per_code, frame_count
+from .config import MAX_CHANNELS, bits_per_code, frame_count
 from .errors import BitstreamError
 
 #: The version writers write; readers read 1 and 2.
@@ -31,7 +31,6 @@ READABLE_VERSIONS = (1, 2)
 MAX_MODEL_NAME = 256            # characters (version 1)
 MAX_STREAM_SAMPLE_RATE = 768000  # Hz, both rates (the codec itself takes config.MIN/MAX_SAMPLE_RATE)
 MIN_STREAM_SAMPLE_RATE = 1000
-MAX_CHANNELS = 64
 MAX_CODEBOOKS = 64
 MAX_HOP_LENGTH = 65536
 MAX_CHUNK_FRAMES = 65536
