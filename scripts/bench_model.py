@@ -14,7 +14,7 @@ import time
 import torch
 
 from codec.eval.metrics import MelDistance
-from codec.builder import build_codec
+from codec.models.builder import build_codec
 from codec.train.recipe import load_recipe
 
 

@@ -48,7 +48,7 @@ def _encode_flac(src: Path, dst: Path, sample_rate: int,
     import numpy as np
     import soundfile as sf
 
-    from codec.audio import resample
+    from codec.io.audio import resample
 
     info = sf.info(str(src))
     if info.channels == 1 and info.samplerate == sample_rate and info.subtype == "PCM_16":

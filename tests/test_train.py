@@ -138,7 +138,7 @@ def test_debug_recipe_trains_and_loss_falls(reference_run: Path) -> None:
     # the same clips scored with the untrained model (same seed, same init) are worse
     clips = build_validation_clips(recipe)
     torch.manual_seed(recipe.seed)
-    from codec.builder import build_codec
+    from codec.models.builder import build_codec
 
     model = build_codec(recipe.model)
     before = validate(model, clips, recipe, torch.device("cpu"))["mel_distance@4"]
@@ -272,7 +272,7 @@ def test_export_then_load(reference_run: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from cli.main import app
-    from codec.weights import TRAINING_ONLY_SUFFIXES, load_model_file
+    from codec.models.weights import TRAINING_ONLY_SUFFIXES, load_model_file
 
     out = tmp_path / "model.safetensors"
     runner = CliRunner()
@@ -305,9 +305,9 @@ def test_max_minutes_stops_cleanly_with_a_checkpoint(tmp_path: Path, one_thread)
 
 def test_init_from_starts_a_new_run_from_exported_weights(reference_run: Path, tmp_path: Path,
                                                            one_thread) -> None:
-    from codec.builder import build_codec
+    from codec.models.builder import build_codec
+    from codec.models.weights import load_model_file
     from codec.train.export import export_model
-    from codec.weights import load_model_file
 
     exported = export_model(reference_run, tmp_path / "m.safetensors")
     recipe = load_recipe(DEBUG)

@@ -6,7 +6,7 @@ the output, ``-`` for standard input and output, write errors as :class:`~codec.
   new file or untouched. A symbolic link stays a link: the file it leads to is replaced. Nothing is
   ever renamed over anything but a regular file. A ``-`` output, a name of standard output
   (``/dev/stdout``), a FIFO or a character device is written to a part file in the temporary folder
-  and copied into it when complete, every byte or an error (:mod:`codec.directout`); nothing reaches
+  and copied into it when complete, every byte or an error (:mod:`codec.io.directout`); nothing reaches
   it from a failed run.
 - Part files are named ``.NAME.XXXXXXXX.diveq.part`` and held under an exclusive ``flock`` while they
   are written. A process killed with SIGKILL cannot remove its part file, but the kernel releases its
@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from ..errors import DiveqError, OutputError, UsageError
 from .directout import (
     COPY_BLOCK,
     DIRECT,
@@ -51,7 +52,6 @@ from .directout import (
     output_kind,
     release_reader,
 )
-from .errors import DiveqError, OutputError, UsageError
 
 try:
     import fcntl
@@ -116,7 +116,7 @@ def check_output(path: str | os.PathLike[str], force: bool = False) -> Path:
     ``-`` (standard output) and names of it (``/dev/stdout``) are refused when standard output is a
     terminal (binary data would garble it). A FIFO or a character device is written into, not
     replaced, so it needs no ``force``. A folder, a socket, a block device or a symbolic link to
-    nothing is refused (:func:`codec.directout.output_kind`).
+    nothing is refused (:func:`codec.io.directout.output_kind`).
     """
     if is_stdio(path):
         if sys.stdout is None or sys.stdout.isatty():
@@ -316,7 +316,7 @@ def atomic_output(path: str | os.PathLike[str], force: bool = False) -> Iterator
 @contextlib.contextmanager
 def released_on_failure(path: object) -> Iterator[None]:
     """Run the body; if it fails and ``path`` is a FIFO, a reader waiting on it gets end-of-file
-    (:func:`codec.directout.release_reader`) instead of waiting forever for a writer that never
+    (:func:`codec.io.directout.release_reader`) instead of waiting forever for a writer that never
     comes: a failed command leaves a FIFO's reader as it leaves a pipe's, with nothing."""
     try:
         yield

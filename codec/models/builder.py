@@ -10,10 +10,10 @@ import math
 
 from torch import nn
 
-from .config import ModelConfig, QuantizerConfig
-from .errors import ConfigError
+from ..config import ModelConfig, QuantizerConfig
+from ..errors import ConfigError
+from ..quantize import Quantizer, ResidualQuantizer, STEResidualQuantizer
 from .model import Codec
-from .quantize import Quantizer, ResidualQuantizer, STEResidualQuantizer
 
 
 def build_quantizer(input_dim: int, config: QuantizerConfig) -> Quantizer:

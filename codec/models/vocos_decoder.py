@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..nn.convnext import ChannelNorm, ConvNeXtBlock
 from .decoder import ISTFTHead
-from .nn.convnext import ChannelNorm, ConvNeXtBlock
 
 
 class VocosDecoder(nn.Module):
@@ -22,7 +22,7 @@ class VocosDecoder(nn.Module):
         depth: ConvNeXt blocks at the latent frame rate (one more after each upsampling).
         rates: upsampling strides; the head then runs at ``head_hop`` samples per step.
         head_hop: iSTFT hop (n_fft = 4 * head_hop).
-        spectrum: ``polar`` or ``cartesian`` (see :class:`codec.decoder.ISTFTHead`).
+        spectrum: ``polar`` or ``cartesian`` (see :class:`codec.models.decoder.ISTFTHead`).
     """
 
     def __init__(self, latent_dim: int, dim: int, depth: int, rates: tuple[int, ...], head_hop: int,

@@ -1,4 +1,4 @@
-"""The codec: encoder -> residual quantizer -> decoder (``codec.builder.build_codec`` makes one from a
+"""The codec: encoder -> residual quantizer -> decoder (``codec.models.builder.build_codec`` makes one from a
 ModelConfig)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import MIN_ENCODE_FRAMES, ModelConfig
-from .quantize.base import Quantizer
+from ..config import MIN_ENCODE_FRAMES, ModelConfig
+from ..quantize.base import Quantizer
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The causal STFT encoder: :class:`~codec.stft_encoder.STFTEncoder`'s layers (same parameter names and
+"""The causal STFT encoder: :class:`~codec.models.stft_encoder.STFTEncoder`'s layers (same parameter names and
 shapes) with every analysis window ending at its hop and every convolution padded on the left, so a
 latent frame depends on the audio up to its own end and nothing later.
 
@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..nn.causal import CausalChannelNorm, CausalConv1d, CausalConvNeXtBlock, initial_states, step_sequential
 from .encoder import rms_normalize
-from .nn.causal import CausalChannelNorm, CausalConv1d, CausalConvNeXtBlock, initial_states, step_sequential
 from .stft_encoder import INPUT_POWER
 
 
@@ -34,7 +34,7 @@ def compressed_spectrum(frames: torch.Tensor, window: torch.Tensor) -> torch.Ten
 class CausalSTFTEncoder(nn.Module):
     """Audio [B, 1, T] -> latent [B, latent_dim, T / hop_length], every frame at unit RMS, causally.
 
-    Args as :class:`~codec.stft_encoder.STFTEncoder` (hop, dim, depth, rates, latent_dim); T must be a
+    Args as :class:`~codec.models.stft_encoder.STFTEncoder` (hop, dim, depth, rates, latent_dim); T must be a
     multiple of ``hop_length = hop * prod(rates)``. :meth:`step` codes one latent frame at a time.
     """
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
+from ..config import ModelConfig, to_dict
+from ..errors import ModelError
+from ..io.fileio import atomic_output
 from .builder import build_codec
-from .config import ModelConfig, to_dict
-from .errors import ModelError
-from .fileio import atomic_output
 from .model import Codec
 from .modelfile import FORMAT, FORMAT_VERSION, model_config, read_model_file
 
@@ -93,7 +93,7 @@ def save_model(model: Codec, path: str | Path, dtype: torch.dtype | None = None)
 
 def read_config(path: str | Path) -> tuple[ModelConfig, str]:
     """(config, recorded hash) from a model file's metadata, without loading the weights
-    (:mod:`codec.modelfile`, which reads it without torch)."""
+    (:mod:`codec.models.modelfile`, which reads it without torch)."""
     return model_config(read_model_file(path))
 
 

@@ -3,7 +3,7 @@
 
 ```python
 from codec.api import load_model
-from codec.realtime import StreamEncoder, StreamDecoder
+from codec.runtime.realtime import StreamEncoder, StreamDecoder
 model = load_model("speech16k-stft-causal")          # a causal model (ModelConfig.causal)
 enc = StreamEncoder(model, sample_rate=48000, bitrate_kbps=6)
 dec = StreamDecoder(model, enc.session_header)       # the session header travels once, first
@@ -13,10 +13,10 @@ for chunk in microphone():                           # any chunk sizes, 1 sample
 play(dec.feed_all(enc.flush()))                      # the last frame, then the end packet
 ```
 
-Both ends code frame by frame (:mod:`codec.stepper`), so the codes do not depend on the chunk sizes
+Both ends code frame by frame (:mod:`codec.runtime.stepper`), so the codes do not depend on the chunk sizes
 and equal what ``encode_file`` / ``compress`` write for the same audio at the model's rate (with the
 same gain); the decoded samples equal ``decode_file`` / ``decompress``'s. Other input rates go through
-a low-delay resampler (:mod:`codec.rtresample`; the file path uses soxr, whose block processing
+a low-delay resampler (:mod:`codec.runtime.rtresample`; the file path uses soxr, whose block processing
 adds ~37 ms), so their codes differ slightly from a file's. The state lives in the objects; memory
 stays constant over a stream of any length; ``reset()`` starts over. Mono.
 
@@ -42,9 +42,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .checks import as_audio, check_integer, check_real, check_sample_rate, choose_stages
-from .errors import BitstreamError, ModelError, UsageError
-from .packets import (
+from ..checks import as_audio, check_integer, check_real, check_sample_rate, choose_stages
+from ..errors import BitstreamError, ModelError, UsageError
+from ..format.packets import (
     MAX_PACKET_FRAMES,
     SEQUENCE_MODULUS,
     CodePacket,
@@ -55,13 +55,13 @@ from .packets import (
     encode_packet,
     parse_session,
 )
+from ..format.streamheader import HASH_PREFIX_HEX
 from .rtresample import LowDelayResampler
-from .runtime.torch_runtime import eval_mode
 from .stepper import FrameDecoder, FrameEncoder, check_causal
-from .streamheader import HASH_PREFIX_HEX
+from .torch_runtime import eval_mode
 
 if TYPE_CHECKING:
-    from .model import Codec
+    from ..models.model import Codec
 
 #: Concealment: the output gain at the end of the k-th lost frame in a row is
 #: clip(1 - (k - 1) / PLC_FADE_FRAMES, 0, 1): the first lost frame plays at full gain, the next ones
@@ -103,7 +103,7 @@ def _session_for(model: Codec, sample_rate: int, n_codebooks: int, gain: float) 
     config = model.config
     digest = getattr(model, "weights_hash", None)
     if not digest:
-        raise ModelError("the model has no weights hash: save it with codec.weights.save_model and "
+        raise ModelError("the model has no weights hash: save it with codec.models.weights.save_model and "
                          "load it with codec.api.load_model before coding")
     quantizer = config.quantizer
     return SessionHeader(model_hash=str(digest)[:HASH_PREFIX_HEX], quantizer_kind=quantizer.kind,
@@ -243,7 +243,7 @@ class StreamDecoder:
 
     Args:
         model: the causal codec that made the session (its weights hash is checked).
-        session: the session header (bytes or a :class:`~codec.packets.SessionHeader`); None = a
+        session: the session header (bytes or a :class:`~codec.format.packets.SessionHeader`); None = a
             session of this model at its own rate, gain 1, all stages.
         max_gap_frames: a gap in sequence numbers longer than this is concealed for this many frames
             and the rest skipped (the output then runs that much shorter than the stream).

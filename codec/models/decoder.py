@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nn.layers import DecoderBlock, Snake1d, WNConv1d, WNConvTranspose1d
-from .nn.spectral import istft
+from ..nn.layers import DecoderBlock, Snake1d, WNConv1d, WNConvTranspose1d
+from ..nn.spectral import istft
 
 #: Cartesian heads predict the spectrum compressed as |S|^SPECTRUM_POWER (with its phase).
 SPECTRUM_POWER = 0.3

@@ -1,5 +1,5 @@
 """The version-1 stream header: JSON, DEFLATE-compressed with a preset dictionary (docs/bitstream.md,
-section "version 1"). Readers keep reading it; :mod:`codec.bitstream` frames it."""
+section "version 1"). Readers keep reading it; :mod:`codec.format.bitstream` frames it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import zlib
 from typing import Any
 
-from .errors import BitstreamError
+from ..errors import BitstreamError
 from .streamheader import JSON_KEYS, StreamHeader
 
 #: Preset DEFLATE dictionary for the version-1 header (part of format version 1: never change it).

@@ -1,4 +1,4 @@
-"""The causal Vocos-style decoder: :class:`~codec.vocos_decoder.VocosDecoder`'s layers (same parameter
+"""The causal Vocos-style decoder: :class:`~codec.models.vocos_decoder.VocosDecoder`'s layers (same parameter
 names and shapes) with left-padded convolutions, a causal upsampler and an iSTFT head whose
 overlap-add completes samples frame by frame.
 
@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .decoder import SPECTRUM_POWER
-from .nn.causal import (
+from ..nn.causal import (
     CausalChannelNorm,
     CausalConv1d,
     CausalConvNeXtBlock,
@@ -29,8 +28,9 @@ from .nn.causal import (
     initial_states,
     step_sequential,
 )
+from .decoder import SPECTRUM_POWER
 
-#: The compressed magnitude's cap before decompression (as in :mod:`codec.decoder`'s head): |S| <=
+#: The compressed magnitude's cap before decompression (as in :mod:`codec.models.decoder`'s head): |S| <=
 #: 10^(1/0.3) ~ 2154 bounds the growth.
 MAX_COMPRESSED = 10.0
 
@@ -50,7 +50,7 @@ class CausalISTFTHead(nn.Module):
     """Features [B, C, N] -> audio [B, 1, N * hop] through an inverse STFT whose frame m lies on samples
     ``[(m - lookahead) * hop, (m - lookahead) * hop + n_fft)`` (n_fft = 4 * hop, periodic Hann window,
     overlap-add divided by the window's squared envelope; windows before the first frame count as
-    silence). The projection (``proj``, weight-normalised, as :class:`codec.decoder.ISTFTHead`'s) sees
+    silence). The projection (``proj``, weight-normalised, as :class:`codec.models.decoder.ISTFTHead`'s) sees
     frames up to its own.
     """
 
@@ -127,7 +127,7 @@ class CausalISTFTHead(nn.Module):
 
 class CausalVocosDecoder(nn.Module):
     """Latent [B, latent_dim, F] -> audio [B, 1, F * hop_length], causally (args as
-    :class:`~codec.vocos_decoder.VocosDecoder`, plus ``lookahead`` in head hops). :meth:`step` decodes
+    :class:`~codec.models.vocos_decoder.VocosDecoder`, plus ``lookahead`` in head hops). :meth:`step` decodes
     one latent frame at a time."""
 
     def __init__(self, latent_dim: int, dim: int, depth: int, rates: tuple[int, ...], head_hop: int,

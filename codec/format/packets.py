@@ -6,7 +6,7 @@ weights' sha256), the quantizer, the rates, the channels and their gains; the tr
 (as RTP sends an SDP description), so packets carry no model hash. A **code packet** holds a sequence
 number (the index of its first frame, modulo 2^16), its stage count (each packet may carry fewer
 stages: the bitrate can change per packet), its frame count and the bit-packed codes ``[C, K, t]``
-of :mod:`codec.bitpack`; an **end packet** closes the session with its exact length in samples. Every
+of :mod:`codec.format.bitpack`; an **end packet** closes the session with its exact length in samples. Every
 packet ends with a CRC-16 seeded with the session header's CRC, so a packet of another session fails its
 check. Packets delimit themselves (their size follows from their first bytes), so a byte stream (a
 pipe) carries them back to back after the session header.
@@ -30,10 +30,10 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ..config import bits_per_code
+from ..errors import BitstreamError
 from .bitpack import pack_valid_codes, unpack_codes
 from .bitstream import _QUANTIZER_CODES, _QUANTIZERS, _varint, decode_stream, encode_stream
-from .config import bits_per_code
-from .errors import BitstreamError
 from .streamheader import (
     HASH_PREFIX_HEX,
     MAX_CHANNELS,

@@ -1,6 +1,6 @@
 """What a ``.dvq`` stream says about itself: :class:`StreamHeader`, its limits and its rules.
 
-The container (:mod:`codec.bitstream`) stores a header in one of two layouts: format version 1 (a
+The container (:mod:`codec.format.bitstream`) stores a header in one of two layouts: format version 1 (a
 DEFLATE-compressed JSON object, ~120 bytes) and version 2 (compact binary, ~36 bytes). Both hold the
 same fields with the rules of ``docs/bitstream.md`` section 3; version 2 stores the model by the first
 8 bytes of its weights' sha256 instead of its name and full hash, gains as float32, and no frame
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from ..config import MAX_CHANNELS, bits_per_code, frame_count
+from ..errors import BitstreamError
 from .bitpack import MAX_BITS
-from .config import MAX_CHANNELS, bits_per_code, frame_count
-from .errors import BitstreamError
 
 #: The version writers write; readers read 1 and 2.
 FORMAT_VERSION = 2

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .nn.layers import EncoderBlock, Snake1d, WNConv1d
+from ..nn.layers import EncoderBlock, Snake1d, WNConv1d
 
 
 def rms_normalize(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """.dvq files: opening one once (``-`` for standard input) with its header read, the rule for output
-names, and the summary ``diveq-codec info`` prints. The format itself is :mod:`codec.bitstream`."""
+names, and the summary ``diveq-codec info`` prints. The format itself is :mod:`codec.format.bitstream`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from ..errors import BitstreamError, UsageError, printable
+from ..io.fileio import as_path, is_stdio, is_stream_output
 from .bitstream import STREAM_EXTENSION, read_header
-from .errors import BitstreamError, UsageError, printable
-from .fileio import as_path, is_stdio, is_stream_output
 from .streamheader import StreamHeader
 
 

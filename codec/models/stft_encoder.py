@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..nn.convnext import ChannelNorm, ConvNeXtBlock
+from ..nn.spectral import stft
 from .encoder import rms_normalize
-from .nn.convnext import ChannelNorm, ConvNeXtBlock
-from .nn.spectral import stft
 
 INPUT_POWER = 0.3  # the input spectrum is compressed as |S|^0.3 (phase kept), as the loss does
 

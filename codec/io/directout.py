@@ -2,7 +2,7 @@
 or a name of it such as ``/dev/stdout``), FIFOs and character devices (``/dev/null``, ``/dev/full``).
 
 Such an output cannot be replaced atomically, and renaming a file over it would destroy it (a FIFO
-that its reader waits on, a ``/dev/stdout`` link). :mod:`codec.fileio` writes the output to a
+that its reader waits on, a ``/dev/stdout`` link). :mod:`codec.io.fileio` writes the output to a
 temporary file first and copies it here when complete, so a failed command sends nothing; the copy
 sends every byte or raises:
 
@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from ..errors import UsageError
 
 #: Output kinds (:func:`output_kind`).
 FILE, STDOUT, DIRECT = "file", "stdout", "direct"

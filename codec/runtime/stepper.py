@@ -5,7 +5,7 @@ into one frame of codes as soon as they are in, :class:`FrameDecoder` turns each
 Every frame is computed alone, with the same tensor shapes, from the model's state after the frames
 before it; so the codes do not depend on how a stream is cut into chunks (not even by float rounding,
 which a batched computation of several frames would change), and a file coded this way
-(``codec.streaming``) gets exactly the codes and samples a live stream gets. Batched over ``B``
+(``codec.runtime.streaming``) gets exactly the codes and samples a live stream gets. Batched over ``B``
 items (a file's channels). Needs a causal model (``ModelConfig.causal``) in eval mode; coding does
 not change it. The states have a fixed size: memory does not grow with the stream.
 """
@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 import torch
 
-from .errors import AudioError, BitstreamError, ModelError
+from ..errors import AudioError, BitstreamError, ModelError
 
 if TYPE_CHECKING:
-    from .causal_decoder import CausalVocosDecoder
-    from .causal_encoder import CausalSTFTEncoder
-    from .model import Codec
+    from ..models.causal_decoder import CausalVocosDecoder
+    from ..models.causal_encoder import CausalSTFTEncoder
+    from ..models.model import Codec
 
 
 def check_causal(model: Codec) -> None:
@@ -138,7 +138,7 @@ class FrameDecoder:
 
 
 # ---------------------------------------------------------------------------------------------
-# Files: numpy blocks in, numpy chunks out (codec.streaming's windowed coder hands a causal model here)
+# Files: numpy blocks in, numpy chunks out (codec.runtime.streaming's windowed coder hands a causal model here)
 
 
 def encode_frames(model: Codec, blocks: Iterable[np.ndarray], n_samples: int, n_codebooks: int,

@@ -1,6 +1,6 @@
-"""Reading a model file (``.safetensors`` written by :func:`codec.weights.save_model`) without torch:
+"""Reading a model file (``.safetensors`` written by :func:`codec.models.weights.save_model`) without torch:
 its header (tensor names, dtypes, shapes, byte offsets), its config and recorded weights hash, and
-the weights hash recomputed from the stored bytes (the same sha256 :func:`codec.weights.weights_hash`
+the weights hash recomputed from the stored bytes (the same sha256 :func:`codec.models.weights.weights_hash`
 computes, so a stream made by either runtime names the same weights).
 
 The safetensors layout: an 8-byte little-endian header length N, N bytes of JSON (each tensor's
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ModelConfig, from_dict
-from .errors import ConfigError, ModelError
+from ..config import ModelConfig, from_dict
+from ..errors import ConfigError, ModelError
 
-#: The model file format this version reads (``codec.weights`` writes it).
+#: The model file format this version reads (``codec.models.weights`` writes it).
 FORMAT, FORMAT_VERSION = "diveq-codec-model", 1
 #: safetensors dtype codes -> (torch's name for the dtype, bytes per element). The hash names dtypes
 #: as torch prints them, so these names are part of the hash.
@@ -128,7 +128,7 @@ def model_config(model: ModelFile) -> tuple[ModelConfig, str]:
 
 def file_weights_hash(model: ModelFile) -> str:
     """sha256 over every stored tensor's name, dtype, shape and bytes in name order: the value
-    :func:`codec.weights.weights_hash` gives for the same tensors."""
+    :func:`codec.models.weights.weights_hash` gives for the same tensors."""
     h = hashlib.sha256()
     with open(model.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
         for name in sorted(model.tensors):
@@ -140,7 +140,7 @@ def file_weights_hash(model: ModelFile) -> str:
 
 def checked_model_file(path: str | Path) -> tuple[ModelFile, ModelConfig, str]:
     """(header, config, weights hash) of a model file whose stored bytes hash to the recorded value
-    (ModelError for corrupted weights, like :func:`codec.weights.load_model_file`)."""
+    (ModelError for corrupted weights, like :func:`codec.models.weights.load_model_file`)."""
     model = read_model_file(path)
     config, recorded = model_config(model)
     digest = file_weights_hash(model)

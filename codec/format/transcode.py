@@ -17,10 +17,10 @@ import io
 import os
 from typing import BinaryIO
 
+from ..checks import choose_stages
+from ..errors import UsageError
+from ..io.fileio import as_path, atomic_output, check_distinct, check_output, released_on_failure
 from .bitstream import StreamHeader, iter_chunks, read_header, write_stream
-from .checks import choose_stages
-from .errors import UsageError
-from .fileio import as_path, atomic_output, check_distinct, check_output, released_on_failure
 from .streamfile import StreamInput, check_stream_output, open_stream
 
 

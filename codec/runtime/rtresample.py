@@ -1,6 +1,6 @@
-"""A streaming resampler with a short, fixed delay, for real-time coding (:mod:`codec.realtime`).
+"""A streaming resampler with a short, fixed delay, for real-time coding (:mod:`codec.runtime.realtime`).
 
-The file path resamples with soxr's high-quality filter (:class:`codec.audio.StreamResampler`), which
+The file path resamples with soxr's high-quality filter (:class:`codec.io.audio.StreamResampler`), which
 releases its output in blocks: fed one sample at a time it holds samples back for up to ~37 ms, too
 long for a stream whose codec latency is 50 ms. This one is a band-limited interpolator (a
 Kaiser-windowed sinc, ``zeros`` zero crossings on each side of its centre, cut off at ``rolloff`` of

@@ -1,7 +1,7 @@
 """Bit packing of codec codes: ``bits`` bits per code, most significant bit first, no padding
 between codes (the last byte is zero-padded). Vectorised with numpy for every width 1..16: 8 and 16
 are plain byte views, widths whose lcm with 8 fits a uint64 go through one word per group of codes,
-and 9..15 through a matrix of single bits. The ``.dvq`` container (:mod:`codec.bitstream`) stores
+and 9..15 through a matrix of single bits. The ``.dvq`` container (:mod:`codec.format.bitstream`) stores
 each chunk's codes this way."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .errors import BitstreamError
+from ..errors import BitstreamError
 
 MAX_BITS = 16  # codebook_size <= 65536
 

@@ -16,7 +16,7 @@ Version 1 (still read; written for headers whose ``format_version`` is 1)::
 
 A chunk holds codes ``[C, K, t]`` (C channels, K codebook stages, t frames) flattened in C order and
 packed most significant bit first. Every malformed input raises :class:`~codec.errors.BitstreamError`,
-and every size a reader allocates is bounded (:mod:`codec.streamheader` holds the limits).
+and every size a reader allocates is bounded (:mod:`codec.format.streamheader` holds the limits).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ..errors import BitstreamError
 from .bitpack import pack_codes, pack_valid_codes, unpack_codes
-from .errors import BitstreamError
 from .streamheader import (  # noqa: F401  (re-exported: the format's constants live there)
     FORMAT_VERSION,
     FRAME_TOLERANCE,

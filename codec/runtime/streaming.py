@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import audio as audio_io
-from .checks import check_integer
-from .errors import AudioError, BitstreamError, UsageError
-from .streamheader import MAX_CHUNK_CODES, MAX_CHUNK_FRAMES, model_length
+from ..checks import check_integer
+from ..errors import AudioError, BitstreamError, UsageError
+from ..format.streamheader import MAX_CHUNK_CODES, MAX_CHUNK_FRAMES, model_length
+from ..io import audio as audio_io
 
 if TYPE_CHECKING:
-    from .bitstream import StreamHeader
-    from .runtime.base import CodecRuntime
+    from ..format.bitstream import StreamHeader
+    from .base import CodecRuntime
 
 #: Seconds of signal coded per window, and seconds of context on each side of a window.
 WINDOW_SECONDS, CONTEXT_SECONDS = 10.0, 1.0
@@ -211,7 +211,7 @@ def encode_windows(model: CodecRuntime, blocks: Iterable[np.ndarray], n_samples:
     """Model-rate audio blocks ``[C, t]`` (``n_samples`` in all) -> codes ``[C, K, w]`` per window
     (w = ``window`` except the last), each window encoded with ``context`` frames on both sides. A
     causal model (torch runtime) codes the whole signal frame by frame instead (no context needed:
-    :func:`codec.stepper.encode_frames`), so its codes are a live stream's."""
+    :func:`codec.runtime.stepper.encode_frames`), so its codes are a live stream's."""
     if getattr(model.config, "causal", False):
         from .stepper import encode_frames
 
@@ -246,7 +246,7 @@ def decode_windows(model: CodecRuntime, chunks: Iterable[np.ndarray], n_frames: 
                    context: int, progress: Progress | None) -> Iterator[np.ndarray]:
     """Codes ``[C, K, t]`` in chunks (``n_frames`` in all) -> model-rate audio ``[C, t * hop]`` per
     window, each window decoded with ``context`` frames on both sides and trimmed to its centre. A
-    causal model (torch runtime) decodes frame by frame instead (:func:`codec.stepper.decode_frames`)."""
+    causal model (torch runtime) decodes frame by frame instead (:func:`codec.runtime.stepper.decode_frames`)."""
     if getattr(model.config, "causal", False):
         from .stepper import decode_frames
 
