@@ -78,7 +78,8 @@ def reference_run(tmp_path_factory, one_thread) -> Path:
 # ----------------------------------------------------------------------------------------- recipes
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "recipes").glob("*.toml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "recipes").rglob("*.toml")),
+                         ids=lambda p: p.relative_to(ROOT / "recipes").as_posix())
 def test_every_recipe_loads(path: Path) -> None:
     recipe = load_recipe(path)
     assert max(recipe.validation.n_codebooks) <= recipe.model.n_codebooks
