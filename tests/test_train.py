@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,6 +86,26 @@ def test_every_recipe_loads(path: Path) -> None:
     recipe = load_recipe(path)
     assert max(recipe.validation.n_codebooks) <= recipe.model.n_codebooks
     assert recipe_from_json(json.dumps(recipe.to_dict())) == recipe
+
+
+def test_recipes_readme_example_loads(tmp_path: Path) -> None:
+    """recipes/README.md's recipe for another bitrate, saved next to the recipes it extends, loads and
+    differs from the default recipe only in the stage count, the name and the stages validation scores."""
+    text = (ROOT / "recipes" / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    assert len(blocks) == 1, "recipes/README.md should hold one TOML example"
+    recipes = tmp_path / "recipes"
+    shutil.copytree(ROOT / "recipes", recipes)
+    (recipes / "example.toml").write_text(blocks[0], encoding="utf-8")
+    example = load_recipe(recipes / "example.toml")
+    default = load_recipe(recipes / "speech16k-stft.toml")
+    stages = example.model.quantizer.n_codebooks
+    assert stages != default.model.quantizer.n_codebooks
+    assert max(example.validation.n_codebooks) == stages
+    quantizer = dataclasses.replace(example.model.quantizer, n_codebooks=default.model.quantizer.n_codebooks)
+    model = dataclasses.replace(example.model, name=default.model.name, quantizer=quantizer)
+    validation = dataclasses.replace(example.validation, n_codebooks=default.validation.n_codebooks)
+    assert example.replace(model=model, validation=validation) == default
 
 
 @pytest.mark.parametrize("text, key", [
