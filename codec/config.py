@@ -3,7 +3,7 @@
 Glossary (one name per concept, used everywhere in the project):
 
 - ``sample_rate``: Hz; audio the codec accepts is in :data:`MIN_SAMPLE_RATE`..:data:`MAX_SAMPLE_RATE`
-  (the bitstream format's own field bounds are wider: ``codec.streamheader``).
+  (the bitstream format's own field bounds are wider: ``codec.format.streamheader``).
 - ``hop_length``: samples per frame; ``frame_rate``: frames per second; ``n_frames``: the frames that
   code ``n_samples`` samples, ceil(n_samples / hop_length) (:func:`frame_count`).
 - ``n_codebooks``: residual stages, K. As a model property (``ModelConfig.n_codebooks``) the stages
@@ -30,6 +30,8 @@ from .errors import ConfigError
 
 #: Sample rates (Hz) the codec accepts for audio and models.
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 96000
+#: Audio channels a stream holds at most (the argument checks and the stream header both bound them).
+MAX_CHANNELS = 64
 #: A causal model's largest look-ahead in head hops: n_fft / head_hop - 1 (the iSTFT head's n_fft is
 #: 4 head hops), where every synthesis window already lies inside the input seen.
 MAX_LOOKAHEAD = 3
@@ -123,7 +125,7 @@ class QuantizerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """A codec: encoder -> residual quantizer -> decoder (modules built by ``codec.builder``).
+    """A codec: encoder -> residual quantizer -> decoder (modules built by ``codec.models.builder``).
 
     Encoders (``encoder``):
       - ``dac``: a strided stem convolution (``stem_stride``) brings the signal to a reduced rate at
@@ -146,7 +148,7 @@ class ModelConfig:
     frames, centred convolutions). The causal kind (True; ``stft`` encoder and ``vocos`` decoder) sees
     only the past: each STFT analysis window ends at its hop, convolutions are padded on the left,
     the upsampler keeps its overlap for the next frame and the iSTFT head's overlap-add completes
-    samples frame by frame, so it codes a stream frame by frame (``codec.stepper``). Same parameter
+    samples frame by frame, so it codes a stream frame by frame (``codec.runtime.stepper``). Same parameter
     names and shapes as the offline kind: a causal model can start from an offline one's weights.
     ``lookahead`` (causal only, 0..3) delays the decoder's output by that many head hops beyond the
     frame: the algorithmic latency is ``hop_length + lookahead * head_hop`` samples, and with 3 every

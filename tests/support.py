@@ -92,8 +92,8 @@ def tiny_config(name: str = "tiny") -> Any:
 
 def save_tiny_model(path: Path, name: str = "tiny", seed: int = 0, graphs: bool = False) -> Path:
     """The tiny model (seeded) saved as ``path``, with its ONNX graphs next to it if ``graphs``."""
-    from codec.builder import build_codec
-    from codec.weights import save_model
+    from codec.models.builder import build_codec
+    from codec.models.weights import save_model
 
     torch.manual_seed(seed)
     save_model(build_codec(tiny_config(name)), path)

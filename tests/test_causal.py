@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from codec import api
-from codec.builder import build_codec
+from codec.models.builder import build_codec
 from codec.config import ModelConfig, from_dict, to_dict
 from codec.errors import ConfigError, ModelError
 from codec.nn.causal import (
@@ -24,8 +24,8 @@ from codec.nn.causal import (
     CausalConvTranspose1d,
     CausalWNConv1d,
 )
-from codec.stepper import FrameDecoder, FrameEncoder, check_causal
-from codec.weights import load_model_file, save_model, weights_hash, with_timing
+from codec.runtime.stepper import FrameDecoder, FrameEncoder, check_causal
+from codec.models.weights import load_model_file, save_model, weights_hash, with_timing
 from support import tiny_causal_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,7 +196,7 @@ def test_files_of_a_causal_model_are_coded_frame_by_frame(tmp_path: Path) -> Non
     save_model(build_codec(tiny_causal_config()), tmp_path / "m.safetensors")
     model = api.load_model(tmp_path / "m.safetensors", device="cpu")
     x = (0.1 * np.random.default_rng(2).standard_normal((2, 8000 + 17))).astype(np.float32)
-    from codec.bitstream import decode_stream
+    from codec.format.bitstream import decode_stream
 
     whole = api.compress(model, x, 16000)
     small = api.compress(model, x, 16000, window=7, context=0)

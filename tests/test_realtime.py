@@ -1,4 +1,4 @@
-"""codec.realtime: StreamEncoder / StreamDecoder with any chunking, against the causal model's offline
+"""codec.runtime.realtime: StreamEncoder / StreamDecoder with any chunking, against the causal model's offline
 output and against the file path (.dvq), the latency measured with an impulse, other input rates,
 packet loss and concealment, errors; and the shipped default model's causal conversion run through a
 second of speech.
@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from codec import api
-from codec.bitstream import decode_stream
-from codec.builder import build_codec
+from codec.format.bitstream import decode_stream
+from codec.models.builder import build_codec
 from codec.errors import BitstreamError, ModelError, UsageError
-from codec.model import Codec
-from codec.packets import CodePacket, decode_packet, packets_to_dvq, parse_session
-from codec.realtime import PLC_FADE_FRAMES, StreamDecoder, StreamEncoder, chain_latency
-from codec.weights import load_model_file, save_model, with_timing
+from codec.models.model import Codec
+from codec.format.packets import CodePacket, decode_packet, packets_to_dvq, parse_session
+from codec.runtime.realtime import PLC_FADE_FRAMES, StreamDecoder, StreamEncoder, chain_latency
+from codec.models.weights import load_model_file, save_model, with_timing
 from support import speechlike, tiny_causal_config
 
 ROOT = Path(__file__).resolve().parents[1]
