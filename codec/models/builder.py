@@ -38,7 +38,7 @@ def build_encoder(config: ModelConfig) -> nn.Module:
         from .causal_encoder import CausalSTFTEncoder
 
         return CausalSTFTEncoder(config.stem_stride, config.encoder_dim, config.encoder_depth,
-                                 config.encoder_rates, config.latent_dim)
+                                 config.encoder_rates, config.latent_dim, config.encoder_lookahead)
     if config.encoder == "stft":
         from .stft_encoder import STFTEncoder
 

@@ -30,7 +30,7 @@ _FLOAT16_MAX = 65504.0
 
 def weights_hash(state: dict[str, torch.Tensor], config: ModelConfig | None = None) -> str:
     """sha256 hex over every tensor's name, dtype, shape and bytes, in name order; for a causal
-    ``config`` also over its timing (``causal``, ``lookahead``), so that a causal model made from an
+    ``config`` also over its timing (``causal``, ``lookahead``, ``encoder_lookahead``), so that a causal model made from an
     offline model's weights is not taken for it (streams name their model by this hash)."""
     h = hashlib.sha256()
     for name in sorted(state):
@@ -39,6 +39,8 @@ def weights_hash(state: dict[str, torch.Tensor], config: ModelConfig | None = No
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     if config is not None and config.causal:
         h.update(f"causal|lookahead={config.lookahead}|".encode())
+        if config.encoder_lookahead:  # (absent from the hashes of models from before it existed)
+            h.update(f"encoder_lookahead={config.encoder_lookahead}|".encode())
     return h.hexdigest()
 
 
@@ -136,24 +138,29 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> Cod
 
 def _stored_config(config: ModelConfig) -> dict:
     """The config a model file records: an offline model's leaves out the timing fields (``causal``,
-    ``lookahead``: their defaults), so versions from before the causal kind still load it."""
+    ``lookahead``, ``encoder_lookahead``: their defaults), so versions from before the causal kind
+    still load it; a causal model's leaves out an ``encoder_lookahead`` of 0 (the same for versions
+    from before it)."""
     data = to_dict(config)
     if not config.causal:
         data.pop("causal", None)
         data.pop("lookahead", None)
+    if not config.encoder_lookahead:
+        data.pop("encoder_lookahead", None)
     return data
 
 
-def with_timing(model: Codec, causal: bool = True, lookahead: int = 0) -> Codec:
+def with_timing(model: Codec, causal: bool = True, lookahead: int = 0, encoder_lookahead: int = 0) -> Codec:
     """A copy of ``model`` with the same weights and another timing: the causal kind (``causal``,
-    ``lookahead``; ``codec.config.ModelConfig``) of an offline model, or back. Parameter names and shapes
+    ``lookahead``, ``encoder_lookahead``; ``codec.config.ModelConfig``) of an offline model, or back. Parameter names and shapes
     do not depend on the timing, so the weights load strictly; the copy is in eval mode on the
     model's device, and its ``weights_hash`` is that of its weights as :func:`save_model` would store
     them (timing included). An untrained causal copy of an offline model codes poorly until trained.
     """
     import dataclasses
 
-    config = dataclasses.replace(model.config, causal=causal, lookahead=lookahead)
+    config = dataclasses.replace(model.config, causal=causal, lookahead=lookahead,
+                                 encoder_lookahead=encoder_lookahead)
     copy = build_codec(config)
     copy.load_state_dict(model.state_dict(), strict=True)
     device = next(model.parameters()).device

@@ -22,8 +22,9 @@ stays constant over a stream of any length; ``reset()`` starts over. Mono.
 
 **Latency** (``latency_samples``, the same for both ends: the chain's): the time from a sample going
 into the encoder to the decoder putting it out, at worst, with no computing time: one frame
-(``hop_length``), the decoder's look-ahead (``lookahead * head_hop``) and each resampler's reach
-(``docs/streaming.md``). At 16 kHz with the causal default, 320 + 3 x 160 = 800 samples = 50 ms.
+(``hop_length``), the encoder's look-ahead (``encoder_lookahead * stem_stride``), the decoder's
+(``lookahead * head_hop``) and each resampler's reach (``docs/streaming.md``). At 16 kHz with look-aheads
+of 1 and 2 (``recipes/speech16k-stft-causal.toml``), 320 + 160 + 2 x 160 = 800 samples = 50 ms.
 
 **Packet loss** (``docs/streaming.md``): a lost packet (``feed(None)``, a gap in sequence numbers, a
 packet that fails its check and is fed as None) is concealed frame by frame: the decoder runs on the
@@ -84,17 +85,18 @@ def chain_latency(model: Codec, sample_rate: int) -> int:
     :class:`StreamDecoder` (both at ``sample_rate``): the largest number of input samples, counted
     from input sample j on, that must go in before output sample j comes out (``docs/streaming.md``).
 
-    Computed from the resamplers' reach, the frame and the decoder's look-ahead over one period of
+    Computed from the resamplers' reach, the frame and the encoder's and decoder's look-aheads over one period of
     the rates' pattern (1 s holds one: both rates are whole numbers of samples per second).
     """
     config = model.config
     hop, delay, rate = config.hop_length, config.lookahead * config.head_hop, config.sample_rate
+    lead = config.encoder_lookahead * config.stem_stride  # the encoder's look-ahead
     into = LowDelayResampler(sample_rate, rate)   # input -> model rate
     out_of = LowDelayResampler(rate, sample_rate)  # model rate -> output
     j = np.arange(sample_rate, 2 * sample_rate + hop * sample_rate // rate + 2, dtype=np.int64)
     m = out_of.available(j) - 1            # the last model-rate sample output j needs
     frame = (m + delay) // hop             # the latent frame that completes it
-    last = (frame + 1) * hop - 1           # that frame's last model-rate input sample
+    last = (frame + 1) * hop + lead - 1    # the last model-rate input sample that frame needs
     c = into.available(last)               # input samples fed by then
     return int((c - j).max())
 
@@ -153,7 +155,6 @@ class StreamEncoder:
         self.session = _session_for(model, self.sample_rate, self.n_codebooks, self.gain)
         self.session_header = self.session.to_bytes()
         self.latency_samples = chain_latency(model, self.sample_rate)
-        self._hop = config.hop_length
         self._resampler = LowDelayResampler(self.sample_rate, config.sample_rate)
         self._frames = FrameEncoder(model, self.n_codebooks)
         self.reset()
@@ -174,7 +175,7 @@ class StreamEncoder:
         self._resampler.reset()
         self._frames.reset()
         self._frames.n_codebooks = self.n_codebooks
-        self._pending = np.zeros(0, dtype=np.float32)  # model-rate samples short of a frame
+        self._pending = np.zeros(0, dtype=np.float32)  # model-rate samples for the frame encoder
         self._held: list[np.ndarray] = []  # coded frames not yet in a packet
         self._seq = 0  # index of the next packet's first frame
         self.n_samples = 0  # input samples fed
@@ -196,8 +197,6 @@ class StreamEncoder:
         if self._closed:
             return []
         self._pending = np.concatenate([self._pending, self._resampler.flush()[0]])
-        pad = -self._pending.shape[0] % self._hop
-        self._pending = np.concatenate([self._pending, np.zeros(pad, dtype=np.float32)])
         packets = self._code(keep=True)
         stages = min((f.shape[0] for f in self._held), default=self._frames.n_codebooks)
         codes = (np.stack([f[:stages] for f in self._held], axis=1)[None] if self._held
@@ -208,13 +207,15 @@ class StreamEncoder:
         return packets
 
     def _code(self, keep: bool = False) -> list[bytes]:
-        """Code the pending whole frames; packets of every ``frames_per_packet`` frames held (with
-        ``keep``, the last 1..frames_per_packet frames stay held, for the end packet)."""
-        k = self._pending.shape[0] // self._hop
-        if k:
+        """Hand the pending samples to the frame encoder; packets of every ``frames_per_packet``
+        frames it completes (with ``keep``, at the end: the frames it still owes too, and the last
+        1..frames_per_packet frames stay held, for the end packet)."""
+        if self._pending.shape[0] or keep:
             with _eval(self.model):
-                coded = self._frames.encode(torch.from_numpy(self._pending[: k * self._hop].copy())[None])
-            self._pending = self._pending[k * self._hop:]
+                coded = self._frames.encode(torch.from_numpy(self._pending.copy())[None])
+                if keep:  # the end: the last frames, completed with silence
+                    coded = torch.cat([coded, self._frames.finish()], dim=-1)
+            self._pending = self._pending[:0]
             self._held.extend(coded[0].numpy().T)  # one [K] array per frame
         packets = []
         while len(self._held) > (self.frames_per_packet if keep else self.frames_per_packet - 1):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..errors import AudioError, BitstreamError, ModelError
 
@@ -39,7 +40,13 @@ def _device(model: Codec) -> torch.device:
 
 
 class FrameEncoder:
-    """Audio ``[B, k * hop_length]`` (model rate, any k >= 0 per call) -> codes ``[B, n, k]``.
+    """Audio ``[B, t]`` (model rate, any t >= 0 per call) -> codes ``[B, n, k]`` of the frames it
+    completes.
+
+    Frame i is complete once sample ``(i + 1) * hop_length + lead - 1`` is in, where ``lead`` is the
+    encoder's look-ahead in samples (``ModelConfig.encoder_lookahead * stem_stride``; 0 by default).
+    Samples short of a frame wait for the next call; once the input ends, :meth:`finish` gives the
+    frames still owed (the last, partial one and the look-ahead completed with silence).
 
     Args:
         model: a causal codec in eval mode.
@@ -54,25 +61,53 @@ class FrameEncoder:
         self.n_codebooks = n_codebooks
         self.batch = batch
         self.hop_length = model.config.hop_length
+        self.lead = self.encoder.lead
         self.reset()
 
     def reset(self) -> None:
         """Start a new stream (the state of silence before it)."""
         self._state = self.encoder.initial_state(self.batch, _device(self.model))
+        self._pending = torch.zeros(self.batch, 0, device=_device(self.model))  # samples not yet in a frame
+        self._primed = self.lead == 0  # the first lead samples are in the analysis history
+        self._received = 0  # samples given to encode()
         self.frames = 0
 
     @torch.inference_mode()
     def encode(self, audio: torch.Tensor) -> torch.Tensor:
-        """``[B, k * hop_length]`` float samples -> ``[B, n_codebooks, k]`` int64 codes (on the CPU)."""
-        k = audio.shape[-1] // self.hop_length
-        if audio.shape != (self.batch, k * self.hop_length):
-            raise ValueError(f"audio must be [{self.batch}, k * {self.hop_length}], got {tuple(audio.shape)}")
-        audio = audio.to(_device(self.model), torch.float32)
-        codes = []
-        for i in range(k):
-            latent = self.encoder.step(audio[:, i * self.hop_length:(i + 1) * self.hop_length], self._state)
-            codes.append(self.model.quantizer.encode(latent, self.n_codebooks))
-        self.frames += k
+        """``[B, t]`` float samples -> ``[B, n_codebooks, k]`` int64 codes (on the CPU) of the frames
+        they complete."""
+        if audio.dim() != 2 or audio.shape[0] != self.batch:
+            raise ValueError(f"audio must be [{self.batch}, t], got {tuple(audio.shape)}")
+        self._received += audio.shape[-1]
+        x = torch.cat([self._pending, audio.to(_device(self.model), torch.float32)], dim=-1)
+        if not self._primed and x.shape[-1] >= self.lead:
+            self.encoder.prefill(x[:, :self.lead], self._state)
+            x, self._primed = x[:, self.lead:], True
+        n = x.shape[-1] // self.hop_length if self._primed else 0
+        codes = [self._step(x[:, i * self.hop_length:(i + 1) * self.hop_length]) for i in range(n)]
+        self._pending = x[:, n * self.hop_length:]
+        return self._join(codes)
+
+    @torch.inference_mode()
+    def finish(self) -> torch.Tensor:
+        """After the input's last samples: the frames still held ``[B, n_codebooks, k]``, their
+        look-ahead completed with silence (k = 0 without look-ahead or before any input)."""
+        owed = -(-self._received // self.hop_length) - self.frames
+        if owed <= 0:
+            return self._join([])
+        x, self._pending = self._pending, self._pending[:, :0]
+        if not self._primed:  # less input than the look-ahead
+            x = F.pad(x, (0, self.lead - x.shape[-1]))
+            self.encoder.prefill(x, self._state)
+            x, self._primed = x[:, :0], True
+        x = F.pad(x, (0, owed * self.hop_length - x.shape[-1]))
+        return self._join([self._step(x[:, i * self.hop_length:(i + 1) * self.hop_length]) for i in range(owed)])
+
+    def _step(self, audio: torch.Tensor) -> torch.Tensor:
+        self.frames += 1
+        return self.model.quantizer.encode(self.encoder.step(audio, self._state), self.n_codebooks)
+
+    def _join(self, codes: list[torch.Tensor]) -> torch.Tensor:
         if not codes:
             return torch.zeros(self.batch, self.n_codebooks, 0, dtype=torch.int64)
         return torch.cat(codes, dim=-1).to("cpu", torch.int64)
@@ -146,10 +181,8 @@ def encode_frames(model: Codec, blocks: Iterable[np.ndarray], n_samples: int, n_
     """Model-rate audio blocks ``[C, t]`` (``n_samples`` in all) -> codes ``[C, K, w]`` in chunks of
     ``chunk_frames`` frames (the last may be shorter), coded frame by frame: the codes a
     :class:`FrameEncoder` gives the whole signal, whatever the blocks."""
-    hop = model.config.hop_length
     n_frames = model.config.n_frames(n_samples)
     encoder: FrameEncoder | None = None
-    pending: np.ndarray | None = None
     held: list[np.ndarray] = []
     held_frames = done = received = 0
     for block in blocks:
@@ -157,14 +190,13 @@ def encode_frames(model: Codec, blocks: Iterable[np.ndarray], n_samples: int, n_
         received += block.shape[1]
         if encoder is None:
             encoder = FrameEncoder(model, n_codebooks, batch=block.shape[0])
-        pending = block if pending is None else np.concatenate([pending, block], axis=1)
-        if received >= n_samples:  # the last frame: completed with silence
-            pending = np.pad(pending, ((0, 0), (0, -pending.shape[1] % hop)))
-        k = pending.shape[1] // hop
-        if k:
-            held.append(encoder.encode(torch.from_numpy(np.ascontiguousarray(pending[:, :k * hop]))).numpy())
-            held_frames += k
-            pending = pending[:, k * hop:]
+        coded = [encoder.encode(torch.from_numpy(np.ascontiguousarray(block))).numpy()]
+        if received >= n_samples:  # the last frames: completed with silence
+            coded.append(encoder.finish().numpy())
+        for codes in coded:
+            if codes.shape[2]:
+                held.append(codes)
+                held_frames += codes.shape[2]
         while held_frames >= chunk_frames or (held_frames and done + held_frames == n_frames):
             codes = np.concatenate(held, axis=2)
             size = min(chunk_frames, held_frames)

@@ -112,7 +112,7 @@ def load_initial_weights(model: nn.Module, path: Path, recipe: Recipe) -> None:
 
 # the model's timing (causal or offline, look-ahead): parameter names and shapes do not depend on it,
 # so a run may continue, or a new run start, from weights of another timing (codec.config.ModelConfig)
-_TIMING = ("causal", "lookahead")
+_TIMING = ("causal", "lookahead", "encoder_lookahead")
 # quantizer settings that only shape training: a fine-tuning recipe may change them
 _TRAINING_ONLY = ("noise_std", "reparam", "dropout", "replace_interval", "dead_min_count",
                   "replace_source", "warmup_steps", "commitment_weight", "codebook_weight",
