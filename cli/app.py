@@ -90,12 +90,12 @@ def friendly_errors(fn: F) -> F:
                 warnings.simplefilter("always", DiveqWarning)
                 warnings.showwarning = _show_warning(warnings.showwarning)
                 result = fn(*args, **kwargs)
-                from codec.directout import flush_stdout
+                from codec.io.directout import flush_stdout
 
                 flush_stdout()  # a closed pipe (``info x.dvq | head -1``) is reported here
                 return result
         except BrokenPipeError:
-            from codec.fileio import silence_stdout
+            from codec.io.fileio import silence_stdout
 
             silence_stdout()  # the reader has all it wanted: exit quietly, as after SIGPIPE
             raise typer.Exit(BROKEN_PIPE_EXIT_CODE) from None

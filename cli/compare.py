@@ -51,9 +51,9 @@ def _compare(input: Path, out: Path, bitrate: str, against: str, model_name: str
     require_train_extras("diveq-codec compare", ("librosa", "pesq", "pystoi", "matplotlib", "PIL",
                                                  "speechmos"))
     from codec.api import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
-    from codec.audio import audio_info
     from codec.errors import AudioError
     from codec.eval.outdir import check_output_folder
+    from codec.io.audio import audio_info
 
     bitrates = parse_bitrates(bitrate)
     anchors = parse_anchors(against)

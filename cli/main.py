@@ -31,7 +31,7 @@ from .folders import _folder_jobs, _frame_callback, _progress_bar, _run_folder
 
 if TYPE_CHECKING:
     from codec.api import Model
-    from codec.model import Codec
+    from codec.models.model import Codec
 
 #: Single files at least this long (seconds) show a progress bar.
 PROGRESS_MIN_SECONDS = 60.0
@@ -222,7 +222,8 @@ def encode(
 ) -> None:
     """Encode audio to a .dvq stream (any rate 8-96 kHz, 1-64 channels), or with --stream raw PCM to
     packets in real time."""
-    from codec import api, audio, fileio
+    from codec import api
+    from codec.io import audio, fileio
 
     if streaming:
         from .stream import encode_stream
@@ -253,7 +254,8 @@ def encode(
 def _encode_one(input: str, output: str, bitrate: float | None, n_codebooks: int | None,
                 model: str | None, device: Device, runtime: Runtime, threads: int | None,
                 force: bool) -> None:
-    from codec import api, audio, checks, fileio
+    from codec import api, checks
+    from codec.io import audio, fileio
 
     api.check_stream_output(output)
     fileio.check_distinct(input, output)
@@ -284,7 +286,8 @@ def decode(
 ) -> None:
     """Decode a .dvq stream to audio at its original rate, length and channel count, or with --stream
     packets to raw PCM in real time."""
-    from codec import api, audio, fileio
+    from codec import api
+    from codec.io import audio, fileio
 
     if streaming:
         from .stream import decode_stream
@@ -311,7 +314,8 @@ def decode(
 
 def _decode_one(input: str, output: str, model: str | None, device: Device, runtime: Runtime,
                 threads: int | None, force: bool) -> None:
-    from codec import api, audio, fileio
+    from codec import api
+    from codec.io import audio, fileio
 
     audio.output_format(output)
     fileio.check_distinct(input, output)
@@ -338,8 +342,8 @@ def transcode(
 ) -> None:
     """Lower a .dvq stream's bitrate by keeping its first stages: no model, no audio decoding. The
     result is byte-identical to encoding the audio at that bitrate directly."""
-    from codec.fileio import released_on_failure
-    from codec.transcode import transcode_file
+    from codec.format.transcode import transcode_file
+    from codec.io.fileio import released_on_failure
 
     with released_on_failure(output):  # a FIFO's reader is not left waiting
         _check_bitrate_options(bitrate, n_codebooks)
@@ -350,8 +354,8 @@ def transcode(
 def info(input: Annotated[str, typer.Argument(
         help=".dvq file, or - for standard input.", show_default=False)]) -> None:
     """Show what a .dvq file holds and verify every checksum (no model needed; exit 4 on corruption)."""
-    from codec.bitstream import iter_chunks
-    from codec.streamfile import describe, open_stream
+    from codec.format.bitstream import iter_chunks
+    from codec.format.streamfile import describe, open_stream
 
     with open_stream(input) as stream:
         header = stream.header

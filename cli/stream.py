@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 from codec.errors import AudioError, BitstreamError, DiveqWarning, ModelError, OutputError, UsageError
-from codec.fileio import atomic_output, check_distinct, check_output, describe_os_error, is_stdio, write_error
+from codec.io.fileio import atomic_output, check_distinct, check_output, describe_os_error, is_stdio, write_error
 
 if TYPE_CHECKING:
-    from codec.model import Codec
-    from codec.packets import SessionHeader
+    from codec.format.packets import SessionHeader
+    from codec.models.model import Codec
 
 #: Seconds of input read at a time (at most; a pipe gives what it has).
 READ_SECONDS = 0.02
@@ -178,7 +178,7 @@ def encode_stream(input: str, output: str, load: Callable[[str], Codec], model: 
     _check_out(output, force)
     with _open_in(input, "raw PCM", AudioError) as src:
         name = model if model is not None else _builtin_causal()
-        from codec.realtime import StreamEncoder  # torch: after the checks that need none
+        from codec.runtime.realtime import StreamEncoder  # torch: after the checks that need none
 
         _one_thread()
         codec_model = load(name)
@@ -204,14 +204,14 @@ def encode_stream(input: str, output: str, load: Callable[[str], Codec], model: 
 def decode_stream(input: str, output: str, load: Callable[[str], Codec], model: str | None,
                   force: bool) -> None:
     """``decode --stream``: packets in, raw s16le mono PCM at the session's rate out."""
-    from codec.packets import read_packet, read_session
+    from codec.format.packets import read_packet, read_session
 
     check_distinct(input, output)
     _check_out(output, force)
     with _open_in(input, "a packet stream", BitstreamError) as src:
         session = read_session(src)  # fail on a bad stream before loading the model
         name = model if model is not None else _builtin_for_session(session)
-        from codec.realtime import StreamDecoder  # torch: after the checks that need none
+        from codec.runtime.realtime import StreamDecoder  # torch: after the checks that need none
 
         _one_thread()
         codec_model = load(name)

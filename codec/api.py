@@ -19,7 +19,7 @@ while memory stays bounded. Files are read in blocks and the stream is written c
 
 Models run on one of two runtimes (:mod:`codec.runtime`): onnxruntime on the model's ONNX graphs
 (:class:`~codec.runtime.onnx_runtime.OnnxCodec`, no torch; the built-in models ship their graphs) or
-torch (:class:`~codec.model.Codec`). Every function here takes either, and a stream made by one decodes
+torch (:class:`~codec.models.model.Codec`). Every function here takes either, and a stream made by one decodes
 with the other (streams name the weights, not the runtime).
 
 Arguments are checked (:mod:`codec.checks`): every bad one raises a :class:`~codec.errors.DiveqError`
@@ -37,21 +37,21 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Union
 
 import numpy as np
 
-from . import audio as audio_io
-from . import streaming
 from .checks import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, as_audio, check_channels, check_sample_rate, choose_stages
-from .device import resolve_device  # noqa: F401  (part of the API)
 from .errors import BitstreamError, ModelError, UsageError
-from .fileio import as_path, atomic_output, check_distinct, check_output, released_on_failure
+from .format.streamfile import StreamInput, check_stream_output, open_stream  # noqa: F401  (part of the API)
+from .format.streamheader import model_length
+from .format.transcode import transcode, transcode_file  # noqa: F401  (part of the API)
+from .io import audio as audio_io
+from .io.fileio import as_path, atomic_output, check_distinct, check_output, released_on_failure
+from .runtime import streaming
+from .runtime.device import resolve_device  # noqa: F401  (part of the API)
 from .runtime.select import as_runtime, load_runtime_model
-from .streamfile import StreamInput, check_stream_output, open_stream  # noqa: F401  (part of the API)
-from .streamheader import model_length
-from .streaming import MAX_GAIN, TARGET_RMS, Progress, Stats, loudness_gains  # noqa: F401  (gains)
-from .transcode import transcode, transcode_file  # noqa: F401  (part of the API)
+from .runtime.streaming import MAX_GAIN, TARGET_RMS, Progress, Stats, loudness_gains  # noqa: F401  (gains)
 
 if TYPE_CHECKING:
-    from .bitstream import StreamHeader
-    from .model import Codec
+    from .format.bitstream import StreamHeader
+    from .models.model import Codec
     from .runtime.onnx_runtime import OnnxCodec
 
 #: What the coding functions take: a model from :func:`load_model` on either runtime.
@@ -89,10 +89,10 @@ def load_model(name_or_path: str | os.PathLike[str] | None = None, device: str =
                runtime: str = "auto", threads: int | None = None) -> Model:
     """Load a model, ready to code.
 
-    ``name_or_path``: a ``.safetensors`` model file (written by ``codec.weights.save_model``), the
+    ``name_or_path``: a ``.safetensors`` model file (written by ``codec.models.weights.save_model``), the
     name of a built-in model, or None for the built-in default. ``runtime``: ``onnx`` (onnxruntime on
     the model's ONNX graphs, CPU, no torch: an :class:`~codec.runtime.onnx_runtime.OnnxCodec`),
-    ``torch`` (a :class:`~codec.model.Codec` in eval mode on ``device``), or ``auto``: onnx when
+    ``torch`` (a :class:`~codec.models.model.Codec` in eval mode on ``device``), or ``auto``: onnx when
     ``device`` is auto or cpu and the model has graphs, else torch. ``threads``: CPU threads
     (onnxruntime's per session; torch's, process-wide); None leaves the runtime's default.
     Raises ModelError (missing or bad file or graph, no default installed), UsageError (not a path or
@@ -141,7 +141,7 @@ def _check_model(model: Any) -> None:
 def _weights_hash(model: Model) -> str:
     value = getattr(model, "weights_hash", None)
     if not value:
-        raise ModelError("the model has no weights hash: save it with codec.weights.save_model and "
+        raise ModelError("the model has no weights hash: save it with codec.models.weights.save_model and "
                          "load it with codec.api.load_model before coding")
     return str(value)
 
@@ -171,8 +171,8 @@ def choose_n_codebooks(model: Model, bitrate_kbps: float | None = None,
 
 def _make_header(model: Model, sample_rate: int, channels: int, n_samples: int, n_codebooks: int,
                  gains: tuple[float, ...], chunk_frames: int) -> StreamHeader:
-    from .bitstream import StreamHeader
-    from .streamheader import HASH_PREFIX_HEX
+    from .format.bitstream import StreamHeader
+    from .format.streamheader import HASH_PREFIX_HEX
 
     config = model.config
     n_model = model_length(n_samples, sample_rate, config.sample_rate)
@@ -250,7 +250,7 @@ def _checked_chunks(chunks: Iterable[Any], header: StreamHeader) -> Iterator[np.
 def _encode_to(f: BinaryIO, model: Model, blocks: Callable[[], Iterable[np.ndarray]], sample_rate: int,
                channels: int, stats: Stats, n_codebooks: int, window: int, context: int,
                progress: Progress | None) -> StreamHeader:
-    from .bitstream import write_stream
+    from .format.bitstream import write_stream
 
     gains = loudness_gains(stats.sum_sq, stats.peak, stats.n_samples)
     header = _make_header(model, sample_rate, channels, stats.n_samples, n_codebooks, gains, window)
@@ -288,7 +288,7 @@ def compress(model: Model, audio: Any, sample_rate: int, *, bitrate_kbps: float 
 
 def _decode_blocks(f: BinaryIO, header: StreamHeader, model: Model, window: int | None,
                    context: int | None, progress: Progress | None) -> Iterator[np.ndarray]:
-    from .bitstream import iter_chunks
+    from .format.bitstream import iter_chunks
 
     check_stream_model(header, model)
     w, c = streaming.window_frames(model, window, context)
@@ -314,7 +314,7 @@ def decompress(data: bytes, model: Model | None = None, *, window: int | None = 
     ``model`` None loads the built-in model that made the stream (the default when none did). A
     stream made by another model than ``model`` raises BitstreamError.
     """
-    from .bitstream import read_header
+    from .format.bitstream import read_header
 
     f = io.BytesIO(_as_stream_bytes(data))
     header = read_header(f)
@@ -337,7 +337,7 @@ def encode_file(model: Model, in_path: str | os.PathLike[str] | audio_io.AudioIn
                 window: int | None = None, context: int | None = None) -> StreamHeader:
     """Encode an audio file (any format libsndfile reads; ``-``: standard input) to a ``.dvq`` file
     (``-``: standard output), streaming with bounded memory. ``in_path`` may also be an input already
-    opened with :func:`codec.audio.open_input`.
+    opened with :func:`codec.io.audio.open_input`.
 
     The output must end in ``.dvq`` and must not be the input; it is written atomically and an
     existing one is kept unless ``force``. Returns the header.

@@ -26,9 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from .config import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from .errors import AudioError, UsageError
-from .streamheader import MAX_CHANNELS
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 

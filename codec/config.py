@@ -3,7 +3,7 @@
 Glossary (one name per concept, used everywhere in the project):
 
 - ``sample_rate``: Hz; audio the codec accepts is in :data:`MIN_SAMPLE_RATE`..:data:`MAX_SAMPLE_RATE`
-  (the bitstream format's own field bounds are wider: ``codec.streamheader``).
+  (the bitstream format's own field bounds are wider: ``codec.format.streamheader``).
 - ``hop_length``: samples per frame; ``frame_rate``: frames per second; ``n_frames``: the frames that
   code ``n_samples`` samples, ceil(n_samples / hop_length) (:func:`frame_count`).
 - ``n_codebooks``: residual stages, K. As a model property (``ModelConfig.n_codebooks``) the stages
@@ -30,9 +30,14 @@ from .errors import ConfigError
 
 #: Sample rates (Hz) the codec accepts for audio and models.
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 96000
+#: Audio channels a stream holds at most (the argument checks and the stream header both bound them).
+MAX_CHANNELS = 64
 #: A causal model's largest look-ahead in head hops: n_fft / head_hop - 1 (the iSTFT head's n_fft is
 #: 4 head hops), where every synthesis window already lies inside the input seen.
 MAX_LOOKAHEAD = 3
+#: A causal STFT encoder's largest look-ahead in its STFT hops (its windows are 4 hops long; with 1
+#: they lie where the offline encoder's centred windows do).
+MAX_ENCODER_LOOKAHEAD = 2
 #: Frames the encoders see at least: shorter audio is zero-padded to this many frames before encoding
 #: (an STFT encoder's centred frames reflect-pad by two of its hops, which needs more samples than
 #: that), and the codes of the padding are dropped.
@@ -123,7 +128,7 @@ class QuantizerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """A codec: encoder -> residual quantizer -> decoder (modules built by ``codec.builder``).
+    """A codec: encoder -> residual quantizer -> decoder (modules built by ``codec.models.builder``).
 
     Encoders (``encoder``):
       - ``dac``: a strided stem convolution (``stem_stride``) brings the signal to a reduced rate at
@@ -146,12 +151,15 @@ class ModelConfig:
     frames, centred convolutions). The causal kind (True; ``stft`` encoder and ``vocos`` decoder) sees
     only the past: each STFT analysis window ends at its hop, convolutions are padded on the left,
     the upsampler keeps its overlap for the next frame and the iSTFT head's overlap-add completes
-    samples frame by frame, so it codes a stream frame by frame (``codec.stepper``). Same parameter
+    samples frame by frame, so it codes a stream frame by frame (``codec.runtime.stepper``). Same parameter
     names and shapes as the offline kind: a causal model can start from an offline one's weights.
     ``lookahead`` (causal only, 0..3) delays the decoder's output by that many head hops beyond the
-    frame: the algorithmic latency is ``hop_length + lookahead * head_hop`` samples, and with 3 every
+    frame (the algorithmic latency is given by :attr:`latency_samples`), and with 3 every
     synthesis window lies inside the input already seen (smaller values let the newest windows reach
-    past it, into what the model predicts).
+    past it, into what the model predicts). ``encoder_lookahead`` (causal only, 0..2) lets the
+    encoder's STFT windows end that many of its hops (``stem_stride`` samples) after their frame: 1
+    puts the offline encoder's frames where they were (its windows are centred), so weights trained
+    offline keep their phase; it adds ``encoder_lookahead * stem_stride`` samples to the latency.
     """
 
     name: str = "diveq-codec"
@@ -171,6 +179,7 @@ class ModelConfig:
     spectrum: Spectrum = "polar"
     causal: bool = False
     lookahead: int = 0
+    encoder_lookahead: int = 0
 
     def __post_init__(self) -> None:
         require(MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE, "model.sample_rate",
@@ -191,6 +200,10 @@ class ModelConfig:
                 "needs encoder = \"stft\" and decoder = \"vocos\"")
         require(0 <= self.lookahead <= MAX_LOOKAHEAD, "model.lookahead", f"must be in 0..{MAX_LOOKAHEAD}")
         require(self.causal or self.lookahead == 0, "model.lookahead", "applies to a causal model only")
+        require(0 <= self.encoder_lookahead <= MAX_ENCODER_LOOKAHEAD, "model.encoder_lookahead",
+                f"must be in 0..{MAX_ENCODER_LOOKAHEAD}")
+        require(self.causal or self.encoder_lookahead == 0, "model.encoder_lookahead",
+                "applies to a causal model only")
 
     @property
     def hop_length(self) -> int:
@@ -206,9 +219,12 @@ class ModelConfig:
 
     @property
     def latency_samples(self) -> int:
-        """Algorithmic latency of a causal model at ``sample_rate``: the frame plus the look-ahead,
-        ``hop_length + lookahead * head_hop`` (0 for the offline kind, which codes whole signals)."""
-        return self.hop_length + self.lookahead * self.head_hop if self.causal else 0
+        """Algorithmic latency of a causal model at ``sample_rate``: the frame plus the look-aheads,
+        ``hop_length + encoder_lookahead * stem_stride + lookahead * head_hop`` (0 for the offline
+        kind, which codes whole signals)."""
+        if not self.causal:
+            return 0
+        return self.hop_length + self.encoder_lookahead * self.stem_stride + self.lookahead * self.head_hop
 
     @property
     def n_codebooks(self) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from codec.bitstream import StreamHeader, decode_stream, encode_stream, pack_codes, unpack_codes
+from codec.format.bitstream import StreamHeader, decode_stream, encode_stream, pack_codes, unpack_codes
 
 
 def best_seconds(function: Callable[[], Any], repeats: int) -> float:

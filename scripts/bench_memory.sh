@@ -28,8 +28,8 @@ if [ -z "$MODEL" ]; then
 import sys
 import torch
 from codec.config import ModelConfig
-from codec.model import Codec
-from codec.weights import save_model
+from codec.models.model import Codec
+from codec.models.weights import save_model
 torch.manual_seed(0)
 save_model(Codec(ModelConfig()), sys.argv[1])
 PYEOF

@@ -3,7 +3,7 @@
 Random weights (speed does not depend on them); a training step is forward + mel loss + backward +
 AdamW on batch 8 x 0.8 s (the CPU recipe's shape); inference is encode + decode of 10 s at all stages.
 
-    .venv/bin/python scripts/bench_model.py [--threads 2] [recipes/speech16k-cpu.toml ...]
+    .venv/bin/python scripts/bench_model.py [--threads 2] [recipes/dac-layout/speech16k-cpu.toml ...]
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import time
 import torch
 
 from codec.eval.metrics import MelDistance
-from codec.builder import build_codec
+from codec.models.builder import build_codec
 from codec.train.recipe import load_recipe
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("recipes", nargs="*", default=["recipes/speech16k-cpu.toml",
-                                                      "recipes/speech16k-6kbps.toml"])
+    parser.add_argument("recipes", nargs="*", default=["recipes/dac-layout/speech16k-cpu.toml",
+                                                      "recipes/dac-layout/speech16k-6kbps.toml"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=8)
     args = parser.parse_args()

@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from codec.api import compress, load_model
-from codec.bitstream import decode_stream, encode_header, encode_stream
+from codec.format.bitstream import decode_stream, encode_header, encode_stream
 
 
 def voiced(seconds: float, rate: int) -> np.ndarray:

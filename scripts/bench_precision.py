@@ -33,7 +33,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from codec.builder import build_codec  # noqa: E402
+from codec.models.builder import build_codec  # noqa: E402
 from codec.train.objective import Objective  # noqa: E402
 from codec.train.recipe import load_recipe  # noqa: E402
 

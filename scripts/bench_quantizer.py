@@ -14,7 +14,7 @@ import time
 import torch
 
 from codec.config import QuantizerConfig
-from codec.builder import build_quantizer
+from codec.models.builder import build_quantizer
 
 
 def bench(module: torch.nn.Module, latent: torch.Tensor, repeats: int) -> float:

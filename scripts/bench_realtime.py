@@ -34,18 +34,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from codec.model import Codec  # noqa: E402
-from codec.realtime import StreamDecoder, StreamEncoder  # noqa: E402
 from support import speechlike  # noqa: E402
+
+from codec.models.model import Codec  # noqa: E402
+from codec.runtime.realtime import StreamDecoder, StreamEncoder  # noqa: E402
 
 
 def load_causal(name: str) -> Codec:
     import dataclasses
 
     from codec.api import load_model
-    from codec.builder import build_codec
     from codec.config import QuantizerConfig
-    from codec.weights import with_timing
+    from codec.models.builder import build_codec
+    from codec.models.weights import with_timing
 
     if name == "default-causal":
         return with_timing(load_model(None, "cpu"), causal=True, lookahead=3)

@@ -92,7 +92,7 @@ def agreement(folder: Path) -> dict[str, float]:
     """Codes of the two runtimes at 6 kbps (share of equal frames, all stages) and the decoded
     difference of the same stream (dB relative to the torch runtime's decoding) over ``folder``."""
     from codec import api
-    from codec.bitstream import decode_stream
+    from codec.format.bitstream import decode_stream
 
     models = {r: api.load_model(None, "cpu", r) for r in ("onnx", "torch")}
     frames = same = 0

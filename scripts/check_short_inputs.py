@@ -22,8 +22,8 @@ import torch
 
 import codec
 from codec import api
-from codec.bitstream import read_header
-from codec.model import Codec
+from codec.format.bitstream import read_header
+from codec.models.model import Codec
 
 RATES = (8000, 11025, 16000, 22050, 44100, 48000, 96000)
 CHANNELS = (1, 2, 6)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support import speechlike, stft_loss  # noqa: E402
 
 from codec.config import ModelConfig, QuantizerConfig  # noqa: E402
-from codec.builder import build_codec  # noqa: E402
+from codec.models.builder import build_codec  # noqa: E402
 
 
 def main() -> None:

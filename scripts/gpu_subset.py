@@ -1,7 +1,7 @@
 """Build a compact copy of the training corpus that fits in a device call's carry (64 MiB in all).
 
     .venv/bin/python scripts/gpu_subset.py data/gpu_subset --max-mb 40 [--manifest data/corpus/manifest.csv]
-        [--recipe recipes/speech16k-cpu.toml] [--seed 0] [--force]
+        [--recipe recipes/dac-layout/speech16k-cpu.toml] [--seed 0] [--force]
 
 Writes ``OUT_DIR/<corpus path>.flac`` (``audio/<source>/.../<name>.flac``) (mono FLAC, 16-bit, at the recipe's sample rate,
 lossless when the corpus file already is 16-bit at that rate) and ``OUT_DIR/manifest.csv`` in the
@@ -48,7 +48,7 @@ def _encode_flac(src: Path, dst: Path, sample_rate: int,
     import numpy as np
     import soundfile as sf
 
-    from codec.audio import resample
+    from codec.io.audio import resample
 
     info = sf.info(str(src))
     if info.channels == 1 and info.samplerate == sample_rate and info.subtype == "PCM_16":
@@ -232,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="Size limit of the whole folder in MiB (default 40).")
     parser.add_argument("--manifest", type=Path, default=ROOT / "data/corpus/manifest.csv",
                         help="Corpus manifest to draw from.")
-    parser.add_argument("--recipe", type=Path, default=ROOT / "recipes/speech16k-cpu.toml",
+    parser.add_argument("--recipe", type=Path, default=ROOT / "recipes/dac-layout/speech16k-cpu.toml",
                         help="Recipe whose sample rate and validation clips the subset serves.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the random file order.")
     parser.add_argument("--force", action="store_true", help="Replace an existing subset.")

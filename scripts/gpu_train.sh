@@ -25,7 +25,7 @@
 # GPU_VAL_INTERVAL (1000), GPU_CKPT_INTERVAL (500), GPU_MAX_STEPS (the recipe's), GPU_THREADS (torch's
 # default), GPU_WORK (/tmp/diveq_gpu: the run directory is GPU_WORK/run), GPU_TOTAL_S (570),
 # GPU_RESERVE_S (60: time kept for start-up, export and copies), GPU_INIT_FROM (a model file that starts
-# a fresh run, e.g. GPU_BASE_RECIPE=recipes/speech16k-cpu-gan.toml
+# a fresh run, e.g. GPU_BASE_RECIPE=recipes/dac-layout/speech16k-cpu-gan.toml
 # GPU_INIT_FROM=codec/pretrained/default.safetensors: the GAN fine-tune of the shipped model).
 # GPU_TRAIN_DEBUG=1: a CPU smoke test at debug scale (recipes/debug.toml, batch 4, 1 worker, 1 thread,
 # validation every 8 steps, checkpoint every 4, device cpu); each setting can still be overridden.

@@ -5,9 +5,9 @@ loss, on an eval folder (issue 18; the table in docs/streaming.md).
         --loss 0,5,10,20 --bitrate 6 --json plc.json
 
 diveq: each clip (mono, 16 kHz, its loudness gain computed as the file path does) goes through a
-:class:`codec.realtime.StreamEncoder` at ``--bitrate`` with one 20 ms frame per packet; each code
+:class:`codec.runtime.realtime.StreamEncoder` at ``--bitrate`` with one 20 ms frame per packet; each code
 packet is lost with probability ``loss`` (numpy's generator, seeded per clip and rate; the end packet,
-which carries the length, always arrives), and a :class:`~codec.realtime.StreamDecoder` conceals the
+which carries the length, always arrives), and a :class:`~codec.runtime.realtime.StreamDecoder` conceals the
 lost ones. Opus: ``opusenc --bitrate B --framesize 20`` (no in-band FEC: opusenc enables it only with
 ``--expect-loss``), ``opusdec --packet-loss P --rate 16000`` (opusdec's own random losses). PESQ-WB
 (codec.eval.metrics) against the clip; PLCMOS v2 (Microsoft's ``speechmos`` package, ONNX, no
@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from codec.eval.metrics import pesq_wb  # noqa: E402
 from codec.eval.report import find_audio_files, load_reference  # noqa: E402
-from codec.model import Codec  # noqa: E402
-from codec.realtime import StreamDecoder, StreamEncoder  # noqa: E402
-from codec.streaming import Stats, loudness_gains  # noqa: E402
+from codec.models.model import Codec  # noqa: E402
+from codec.runtime.realtime import StreamDecoder, StreamEncoder  # noqa: E402
+from codec.runtime.streaming import Stats, loudness_gains  # noqa: E402
 
 RATE = 16000
 
@@ -44,7 +44,7 @@ RATE = 16000
 def load_causal(name: str) -> Codec:
     """``default-causal``: the built-in default with the causal timing; else a model file or name."""
     from codec.api import load_model
-    from codec.weights import with_timing
+    from codec.models.weights import with_timing
 
     if name == "default-causal":
         return with_timing(load_model(None, "cpu"), causal=True, lookahead=3)

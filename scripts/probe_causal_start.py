@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from pesq import pesq
 
-from codec.builder import build_codec
-from codec.causal_encoder import compressed_spectrum
+from codec.models.builder import build_codec
+from codec.models.causal_encoder import compressed_spectrum
+from codec.models.weights import load_model_file
 from codec.train.causal_init import causal_weights
-from codec.weights import load_model_file
 
 
 def _score(model: torch.nn.Module, files: list[str]) -> tuple[float, float]:

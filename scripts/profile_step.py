@@ -23,8 +23,8 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from codec.builder import build_codec
 from codec.eval.metrics import MelDistance
+from codec.models.builder import build_codec
 from codec.train.recipe import load_recipe
 from codec.train.spectral import ComplexSTFTLoss
 

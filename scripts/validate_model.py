@@ -12,10 +12,10 @@ import time
 
 import torch
 
+from codec.models.weights import load_model_file
 from codec.train.batches import build_validation_clips
 from codec.train.recipe import load_recipe
 from codec.train.validation import validate
-from codec.weights import load_model_file
 
 
 def main() -> None:

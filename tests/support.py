@@ -35,13 +35,15 @@ def speechlike(seconds: float, sample_rate: int = 16000, seed: int = 0) -> np.nd
     return (0.3 * x / (np.abs(x).max() + 1e-9)).astype(np.float32)
 
 
-def tiny_causal_config(lookahead: int = 3, causal: bool = True, name: str = "tiny-causal") -> ModelConfig:
-    """A tiny STFT/Vocos model (hop 80: 200 frames/s at 16 kHz, head hop 40; 3 stages of 16 codes),
-    causal with ``lookahead`` unless ``causal`` is False."""
+def tiny_causal_config(lookahead: int = 3, causal: bool = True, name: str = "tiny-causal",
+                       encoder_lookahead: int = 0) -> ModelConfig:
+    """A tiny STFT/Vocos model (hop 80: 200 frames/s at 16 kHz, head hop 40, STFT hop 40; 3 stages of
+    16 codes), causal with ``lookahead`` and ``encoder_lookahead`` unless ``causal`` is False."""
     return ModelConfig(name=name, encoder="stft", decoder="vocos", stem_stride=40, encoder_rates=(2,),
                        encoder_dim=16, encoder_depth=2, latent_dim=8, decoder_dim=16, decoder_depth=2,
                        decoder_rates=(2,), spectrum="cartesian", causal=causal,
                        lookahead=lookahead if causal else 0,
+                       encoder_lookahead=encoder_lookahead if causal else 0,
                        quantizer=QuantizerConfig(n_codebooks=3, codebook_size=16, codebook_dim=8))
 
 
@@ -92,8 +94,8 @@ def tiny_config(name: str = "tiny") -> Any:
 
 def save_tiny_model(path: Path, name: str = "tiny", seed: int = 0, graphs: bool = False) -> Path:
     """The tiny model (seeded) saved as ``path``, with its ONNX graphs next to it if ``graphs``."""
-    from codec.builder import build_codec
-    from codec.weights import save_model
+    from codec.models.builder import build_codec
+    from codec.models.weights import save_model
 
     torch.manual_seed(seed)
     save_model(build_codec(tiny_config(name)), path)

@@ -1,4 +1,4 @@
-"""codec.audio and codec.api: file I/O, atomic writes, round trips, windowed coding, errors.
+"""codec.io.audio and codec.api: file I/O, atomic writes, round trips, windowed coding, errors.
 
 A tiny random model (a few thousand parameters) keeps every test fast on CPU; quality is not tested
 here, only the plumbing: lengths, rates, channels, gains, determinism, windowing and errors.
@@ -15,13 +15,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from codec import api, audio
-from codec.bitstream import decode_stream, encode_stream
+from codec import api
+from codec.io import audio
+from codec.format.bitstream import decode_stream, encode_stream
 from codec.config import ModelConfig, QuantizerConfig
 from codec.errors import AudioError, BitstreamError, DeviceError, ModelError, UsageError
-from codec.model import Codec
-from codec.builder import build_codec
-from codec.weights import save_model
+from codec.models.model import Codec
+from codec.models.builder import build_codec
+from codec.models.weights import save_model
 from support import tiny_config
 
 
@@ -49,7 +50,7 @@ def signal(channels: int, sample_rate: int, seconds: float, seed: int = 0) -> np
     return np.asarray(rows, dtype=np.float32).reshape(channels, -1)
 
 
-# ----------------------------------------------------------------------------------- codec.audio
+# ----------------------------------------------------------------------------------- codec.io.audio
 
 @pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
 def test_read_audio_formats(tmp_path: Path, subtype: str) -> None:
@@ -64,6 +65,15 @@ def test_read_audio_formats(tmp_path: Path, subtype: str) -> None:
     blocks = list(audio.iter_blocks(path, block_size=1000))
     assert len(blocks) == -(-x.shape[1] // 1000)
     np.testing.assert_array_equal(np.concatenate(blocks, axis=1), y)
+
+
+def test_documented_audio_module_is_codec_io_audio() -> None:
+    """The README's ``from codec.audio import read_audio`` keeps working: codec.audio re-exports
+    codec.io.audio's public names, the same objects."""
+    import codec.audio
+
+    assert set(codec.audio.__all__) == set(audio.__all__)
+    assert all(getattr(codec.audio, name) is getattr(audio, name) for name in audio.__all__)
 
 
 def test_read_audio_errors(tmp_path: Path) -> None:
@@ -421,7 +431,7 @@ def test_wav_shorter_than_its_header_warns(tmp_path: Path) -> None:
 
 def test_streams_decode_with_the_builtin_model_that_made_them(tmp_path, monkeypatch):
     """An earlier default keeps shipping under its own name; its streams decode without --model."""
-    from codec.weights import save_model
+    from codec.models.weights import save_model
 
     pretrained = tmp_path / "pretrained"
     old, new = build_codec(tiny_config("old-default")), build_codec(tiny_config("new-default"))

@@ -1,4 +1,4 @@
-"""Tests of the .dvq bitstream (codec/bitstream.py) against docs/bitstream.md."""
+"""Tests of the .dvq bitstream (codec/format/bitstream.py) against docs/bitstream.md."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec import bitstream as bs
-from codec.bitstream import (
+from codec.format import bitstream as bs
+from codec.format.bitstream import (
     FORMAT_VERSION, HEADER_DICTIONARY, MAGIC, StreamHeader, decode_stream, encode_stream,
     iter_chunks, pack_codes, read_header, unpack_codes, write_stream,
 )
 from codec.errors import BitstreamError, DiveqError
-from codec.streamfile import describe
+from codec.format.streamfile import describe
 
 HASH = hashlib.sha256(b"weights").hexdigest()
 FUZZ = settings(max_examples=150, deadline=timedelta(seconds=2),

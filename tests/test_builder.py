@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from codec.builder import build_codec
 from codec.config import ModelConfig, QuantizerConfig
-from codec.decoder import SPECTRUM_POWER, decompress
-from codec.weights import load_model_file, save_model
+from codec.models.builder import build_codec
+from codec.models.decoder import SPECTRUM_POWER, decompress
+from codec.models.weights import load_model_file, save_model
 
 Q = QuantizerConfig(n_codebooks=3, codebook_size=16, codebook_dim=8, dropout=0.5)
 KINDS = {

@@ -25,8 +25,8 @@ from typer.testing import CliRunner
 
 from codec import api
 from codec.config import ModelConfig, QuantizerConfig
-from codec.builder import build_codec
-from codec.weights import save_model
+from codec.models.builder import build_codec
+from codec.models.weights import save_model
 from support import copy_model
 
 SCRIPT = Path(sys.executable).parent / "diveq-codec"

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from codec import api
-from codec.builder import build_codec
-from codec.realtime import StreamDecoder, StreamEncoder
-from codec.weights import save_model
+from codec.models.builder import build_codec
+from codec.runtime.realtime import StreamDecoder, StreamEncoder
+from codec.models.weights import save_model
 from support import speechlike, tiny_causal_config
 from test_cli import SCRIPT, TIMEOUT, assert_error, run_many
 
@@ -149,7 +149,7 @@ def test_files_and_errors(model_path: Path, tmp_path: Path) -> None:
 def _end_packet(stream: bytes, model_path: Path) -> bytes:
     from io import BytesIO
 
-    from codec.packets import encode_packet, read_packet, read_session
+    from codec.format.packets import encode_packet, read_packet, read_session
 
     f = BytesIO(stream)
     session = read_session(f)

@@ -12,7 +12,7 @@ from support import speechlike
 @pytest.mark.parametrize("runtime", ["onnx", "torch"])
 def test_builtin_model_is_installed_and_serves_the_advertised_bitrates(runtime):
     model = api.load_model(None, device="cpu", runtime=runtime)
-    from codec.model import Codec
+    from codec.models.model import Codec
 
     assert isinstance(model, Codec) == (runtime == "torch")
     cfg = model.config

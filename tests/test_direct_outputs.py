@@ -38,9 +38,9 @@ import soundfile as sf
 import torch
 
 from codec import api
-from codec.builder import build_codec
 from codec.config import ModelConfig, QuantizerConfig
-from codec.weights import save_model
+from codec.models.builder import build_codec
+from codec.models.weights import save_model
 
 SCRIPT = Path(sys.executable).parent / "diveq-codec"
 TIMEOUT = 120
@@ -470,13 +470,13 @@ def test_folder_named_like_a_file_is_not_folder_mode(tmp_path: Path, files: dict
 
 @pytest.mark.parametrize("how", ["write_all", "flush_stdout"])
 def test_a_full_nonblocking_pipe_is_waited_on(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
-    """codec.directout in-process: ``write_all`` (the copy of a finished output) and
+    """codec.io.directout in-process: ``write_all`` (the copy of a finished output) and
     ``flush_stdout`` (text printed by ``info``, flushed at the end of every command) wait for room
     in a full non-blocking pipe, and everything arrives. The reader starts only once the writer
     waits, so the EAGAIN is certain."""
     import io
 
-    from codec import directout
+    from codec.io import directout
 
     waiting = threading.Event()
     wait = directout._wait_writable
@@ -513,7 +513,7 @@ def test_a_full_nonblocking_pipe_is_waited_on(monkeypatch: pytest.MonkeyPatch, h
 def test_a_short_write_is_followed_by_the_rest() -> None:
     """``write_all`` after a short count writes the rest; the error behind the short count (EFBIG
     here) is what the next write reports, and it is raised."""
-    from codec import directout
+    from codec.io import directout
 
     calls: list[int] = []
 

@@ -1,4 +1,4 @@
-"""codec/fileio.py: part files and their sweeping, same-file checks, write errors, standard output."""
+"""codec/io/fileio.py: part files and their sweeping, same-file checks, write errors, standard output."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codec import audio, fileio
 from codec.errors import OutputError, UsageError, printable
+from codec.io import audio, fileio
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.bitstream import decode_stream
+from codec.format.bitstream import decode_stream
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -7,9 +7,9 @@ import torch
 
 from codec.config import ModelConfig, QuantizerConfig
 from codec.errors import ConfigError, ModelError
-from codec.model import Codec
-from codec.builder import build_codec
-from codec.weights import load_model_file, save_model
+from codec.models.model import Codec
+from codec.models.builder import build_codec
+from codec.models.weights import load_model_file, save_model
 
 from support import speechlike, stft_loss
 

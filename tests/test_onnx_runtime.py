@@ -14,15 +14,15 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import soundfile as sf
+from support import copy_model, save_tiny_model
 
 from codec import api
-from codec.bitstream import decode_stream
 from codec.errors import DeviceError, ModelError, UsageError
-from codec.model import Codec
-from codec.modelfile import checked_model_file, file_weights_hash, read_model_file
+from codec.format.bitstream import decode_stream
+from codec.models.model import Codec
+from codec.models.modelfile import checked_model_file, file_weights_hash, read_model_file
 from codec.runtime.base import DECODER, ENCODER, META_HASH, META_ROLE, META_WEIGHTS_FILE, graph_path
 from codec.runtime.onnx_runtime import OnnxCodec
-from support import copy_model, save_tiny_model
 
 PRETRAINED = api.DEFAULT_MODEL_PATH.parent
 BUILTIN = sorted(PRETRAINED.glob("*.safetensors"))
@@ -54,7 +54,7 @@ def test_shipped_graphs_belong_to_the_shipped_weights(path: Path) -> None:
 
 @pytest.mark.parametrize("path", BUILTIN[:1], ids=lambda p: p.stem)
 def test_weights_hash_without_torch_is_the_torch_hash(path: Path, tmp_path: Path) -> None:
-    from codec.weights import load_model_file
+    from codec.models.weights import load_model_file
 
     tiny = save_tiny_model(tmp_path / "tiny.safetensors")  # float32, and buffers of other dtypes
     for model_path in (path, tiny):
@@ -142,9 +142,9 @@ def test_export_command_writes_graphs_that_code_like_torch(tmp_path: Path) -> No
     Vocos decoder (the built-in architecture) with SF-DiVeQ stages in projections of the latent."""
     import torch
 
-    from codec.builder import build_codec
     from codec.config import ModelConfig, QuantizerConfig
-    from codec.weights import save_model
+    from codec.models.builder import build_codec
+    from codec.models.weights import save_model
 
     config = ModelConfig(name="small-stft", encoder="stft", stem_stride=80, encoder_rates=(2, 2),
                          encoder_dim=16, encoder_depth=1, latent_dim=8, decoder="vocos", decoder_dim=16,

@@ -1,4 +1,4 @@
-"""codec.packets against docs/packets.md: a session and packets built byte by byte from the spec's
+"""codec.format.packets against docs/packets.md: a session and packets built byte by byte from the spec's
 tables, the spec's example, .dvq -> packets -> .dvq byte for byte, byte streams, and every check."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codec.bitpack import pack_codes
-from codec.bitstream import encode_stream
 from codec.errors import BitstreamError
-from codec.packets import (
+from codec.format.bitpack import pack_codes
+from codec.format.bitstream import encode_stream
+from codec.format.packets import (
     SEQUENCE_MODULUS,
     CodePacket,
     EndPacket,
@@ -30,7 +30,7 @@ from codec.packets import (
     read_packet,
     read_session,
 )
-from codec.streamheader import StreamHeader, frames_for
+from codec.format.streamheader import StreamHeader, frames_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,7 +137,7 @@ def test_a_version_1_stream_and_fewer_stages() -> None:
     # packets with fewer stages: the rebuilt stream keeps the stages every packet has
     parsed = [decode_packet(session, p) for p in packets]
     fewer = [CodePacket(p.seq, p.codes[:, :5]) if i == 3 else p for i, p in enumerate(parsed)]
-    from codec.bitstream import decode_stream
+    from codec.format.bitstream import decode_stream
 
     h, codes = decode_stream(packets_to_dvq(session_bytes, fewer, 50))
     assert h.n_codebooks == 5 and np.array_equal(codes, decode_stream(data)[1][:, :5])
@@ -222,6 +222,6 @@ def test_packets_need_no_torch() -> None:
     import subprocess
     import sys
 
-    probe = subprocess.run([sys.executable, "-c", "import sys, codec.packets, codec.rtresample; "
+    probe = subprocess.run([sys.executable, "-c", "import sys, codec.format.packets, codec.runtime.rtresample; "
                             "print('torch' in sys.modules)"], capture_output=True, text=True, timeout=120)
     assert probe.returncode == 0 and probe.stdout.strip() == "False", probe.stdout + probe.stderr

@@ -9,7 +9,7 @@ import torch
 import torch.multiprocessing as mp
 
 from codec.config import QuantizerConfig
-from codec.builder import build_quantizer
+from codec.models.builder import build_quantizer
 from codec.quantize import DiVeQStage, SFDiVeQStage
 from codec.quantize.functional import diveq, nearest_code, segment_points, sf_diveq
 

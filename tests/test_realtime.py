@@ -1,4 +1,4 @@
-"""codec.realtime: StreamEncoder / StreamDecoder with any chunking, against the causal model's offline
+"""codec.runtime.realtime: StreamEncoder / StreamDecoder with any chunking, against the causal model's offline
 output and against the file path (.dvq), the latency measured with an impulse, other input rates,
 packet loss and concealment, errors; and the shipped default model's causal conversion run through a
 second of speech.
@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from codec import api
-from codec.bitstream import decode_stream
-from codec.builder import build_codec
+from codec.format.bitstream import decode_stream
+from codec.models.builder import build_codec
 from codec.errors import BitstreamError, ModelError, UsageError
-from codec.model import Codec
-from codec.packets import CodePacket, decode_packet, packets_to_dvq, parse_session
-from codec.realtime import PLC_FADE_FRAMES, StreamDecoder, StreamEncoder, chain_latency
-from codec.weights import load_model_file, save_model, with_timing
+from codec.models.model import Codec
+from codec.format.packets import CodePacket, decode_packet, packets_to_dvq, parse_session
+from codec.runtime.realtime import PLC_FADE_FRAMES, StreamDecoder, StreamEncoder, chain_latency
+from codec.models.weights import load_model_file, save_model, with_timing
 from support import speechlike, tiny_causal_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +97,17 @@ def test_a_stream_is_the_dvq_file_of_the_same_audio(model: Codec) -> None:
 def test_the_reported_latency_is_the_measured_delay_of_an_impulse(model: Codec, rate: int) -> None:
     """Fed one sample at a time, output sample j comes out after input sample j + latency - 1 at the
     latest; and the impulse comes out where it went in (the stream is the offline output)."""
+    _check_latency(model, rate)
+
+
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_the_encoders_lookahead_counts_in_the_latency(tmp_path: Path, rate: int) -> None:
+    path = tmp_path / "lead.safetensors"
+    save_model(build_codec(tiny_causal_config(lookahead=2, encoder_lookahead=1)), path)
+    _check_latency(api.load_model(path, device="cpu"), rate)
+
+
+def _check_latency(model: Codec, rate: int) -> None:
     n = rate // 16
     x = np.zeros(n, np.float32)
     x[n // 2] = 0.5
@@ -113,7 +124,7 @@ def test_the_reported_latency_is_the_measured_delay_of_an_impulse(model: Codec, 
     assert enc.latency_samples == dec.latency_samples == measured == chain_latency(model, rate)
     config = model.config
     if rate == config.sample_rate:
-        assert measured == config.hop_length + config.lookahead * config.head_hop
+        assert measured == config.latency_samples
         with torch.no_grad():
             offline = model(torch.from_numpy(x)[None, None]).audio[0, 0].numpy()
         got = np.concatenate(out + [dec.feed_all(enc.flush())])

@@ -24,7 +24,7 @@ import pytest
 import soundfile as sf
 
 from codec import api
-from codec.bitstream import StreamHeader, decode_stream, encode_header, encode_stream
+from codec.format.bitstream import StreamHeader, decode_stream, encode_header, encode_stream
 from support import copy_model
 
 SCRIPT = Path(sys.executable).parent / "diveq-codec"
@@ -300,7 +300,7 @@ def test_transcode_is_encoding_at_the_lower_bitrate_without_torch(tmp_path: Path
     full = api.compress(model, x, 22050, window=20)  # 3 stages, several chunks
     probe = ("import sys\nfrom cli.main import app\nsys.argv = ['diveq-codec'] + sys.argv[1:]\n"
              "try:\n    app()\nexcept SystemExit as exit:\n    code = exit.code\n"
-             "heavy = [m for m in ('torch', 'soundfile', 'soxr', 'codec.model') if m in sys.modules]\n"
+             "heavy = [m for m in ('torch', 'soundfile', 'soxr', 'codec.models.model') if m in sys.modules]\n"
              "print('exit', code, 'imported', heavy, file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", probe, "transcode", "-", "-", "--bitrate", "0.25"],
                             input=full, capture_output=True, timeout=TIMEOUT, env=ENV)

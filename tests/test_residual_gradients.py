@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from codec.config import QuantizerConfig
-from codec.builder import build_quantizer
+from codec.models.builder import build_quantizer
 from codec.quantize import ResidualQuantizer
 from codec.quantize.functional import diveq, nearest_code
 

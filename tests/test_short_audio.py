@@ -26,9 +26,9 @@ import torch
 
 import codec
 from codec import api
-from codec.bitstream import read_header
 from codec.eval import metrics
-from codec.model import Codec
+from codec.format.bitstream import read_header
+from codec.models.model import Codec
 
 SCRIPT = Path(sys.executable).parent / "diveq-codec"
 TIMEOUT = 300

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,11 +80,32 @@ def reference_run(tmp_path_factory, one_thread) -> Path:
 # ----------------------------------------------------------------------------------------- recipes
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "recipes").glob("*.toml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "recipes").rglob("*.toml")),
+                         ids=lambda p: p.relative_to(ROOT / "recipes").as_posix())
 def test_every_recipe_loads(path: Path) -> None:
     recipe = load_recipe(path)
     assert max(recipe.validation.n_codebooks) <= recipe.model.n_codebooks
     assert recipe_from_json(json.dumps(recipe.to_dict())) == recipe
+
+
+def test_recipes_readme_example_loads(tmp_path: Path) -> None:
+    """recipes/README.md's recipe for another bitrate, saved next to the recipes it extends, loads and
+    differs from the default recipe only in the stage count, the name and the stages validation scores."""
+    text = (ROOT / "recipes" / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    assert len(blocks) == 1, "recipes/README.md should hold one TOML example"
+    recipes = tmp_path / "recipes"
+    shutil.copytree(ROOT / "recipes", recipes)
+    (recipes / "example.toml").write_text(blocks[0], encoding="utf-8")
+    example = load_recipe(recipes / "example.toml")
+    default = load_recipe(recipes / "speech16k-stft.toml")
+    stages = example.model.quantizer.n_codebooks
+    assert stages != default.model.quantizer.n_codebooks
+    assert max(example.validation.n_codebooks) == stages
+    quantizer = dataclasses.replace(example.model.quantizer, n_codebooks=default.model.quantizer.n_codebooks)
+    model = dataclasses.replace(example.model, name=default.model.name, quantizer=quantizer)
+    validation = dataclasses.replace(example.validation, n_codebooks=default.validation.n_codebooks)
+    assert example.replace(model=model, validation=validation) == default
 
 
 @pytest.mark.parametrize("text, key", [
@@ -138,7 +161,7 @@ def test_debug_recipe_trains_and_loss_falls(reference_run: Path) -> None:
     # the same clips scored with the untrained model (same seed, same init) are worse
     clips = build_validation_clips(recipe)
     torch.manual_seed(recipe.seed)
-    from codec.builder import build_codec
+    from codec.models.builder import build_codec
 
     model = build_codec(recipe.model)
     before = validate(model, clips, recipe, torch.device("cpu"))["mel_distance@4"]
@@ -272,7 +295,7 @@ def test_export_then_load(reference_run: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from cli.main import app
-    from codec.weights import TRAINING_ONLY_SUFFIXES, load_model_file
+    from codec.models.weights import TRAINING_ONLY_SUFFIXES, load_model_file
 
     out = tmp_path / "model.safetensors"
     runner = CliRunner()
@@ -305,9 +328,9 @@ def test_max_minutes_stops_cleanly_with_a_checkpoint(tmp_path: Path, one_thread)
 
 def test_init_from_starts_a_new_run_from_exported_weights(reference_run: Path, tmp_path: Path,
                                                            one_thread) -> None:
-    from codec.builder import build_codec
+    from codec.models.builder import build_codec
+    from codec.models.weights import load_model_file
     from codec.train.export import export_model
-    from codec.weights import load_model_file
 
     exported = export_model(reference_run, tmp_path / "m.safetensors")
     recipe = load_recipe(DEBUG)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_output
+from ..io.fileio import atomic_output
 from .page import METRIC_LABELS, Card, Clip, render_page  # noqa: F401  (Clip: choose_clips's result)
 from .report import ProgressFn, Results, SystemResult
 from .spectrogram import band_errors, log_spectrogram, write_spectrogram_png

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AudioError, UsageError
-from ..fileio import atomic_output
+from ..io.fileio import atomic_output
 from .dnsmos import dnsmos
 from .metrics import align, score
 from .tones import added_tones

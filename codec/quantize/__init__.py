@@ -1,6 +1,6 @@
 """Vector quantizers: DiVeQ and SF-DiVeQ stages, the residual quantizer, and the STE baseline.
 
-They take plain arguments; ``codec.builder.build_quantizer`` maps a ``QuantizerConfig`` to one.
+They take plain arguments; ``codec.models.builder.build_quantizer`` maps a ``QuantizerConfig`` to one.
 """
 
 from __future__ import annotations

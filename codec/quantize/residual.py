@@ -56,7 +56,7 @@ WARMUP_FRAMES = 4096  # latent frames kept during the warm-up for initialising t
 
 
 class ResidualQuantizer(nn.Module):
-    """DiVeQ / SF-DiVeQ residual vector quantizer (``codec.builder.build_quantizer`` makes one from a
+    """DiVeQ / SF-DiVeQ residual vector quantizer (``codec.models.builder.build_quantizer`` makes one from a
     ``QuantizerConfig``, whose docstring explains each setting).
 
     Args:

@@ -1,4 +1,4 @@
-"""The interface between the windowed coding (:mod:`codec.streaming`) and whatever runs the model, and
+"""The interface between the windowed coding (:mod:`codec.runtime.streaming`) and whatever runs the model, and
 the contract between the ONNX exporter and the onnxruntime runtime (file names, graph inputs and
 outputs, metadata). No torch, no onnxruntime here.
 

@@ -36,9 +36,9 @@ from torch import nn
 from ..config import MIN_ENCODE_FRAMES, to_dict
 from ..errors import ModelError, UsageError
 from ..extras import require_export_extras
-from ..fileio import atomic_output
-from ..model import Codec
-from ..modelfile import ModelFile, read_model_file
+from ..io.fileio import atomic_output
+from ..models.model import Codec
+from ..models.modelfile import ModelFile, read_model_file
 from ..quantize.residual import ResidualQuantizer
 from .base import (
     DECODER,
@@ -214,7 +214,7 @@ def export_graphs(model_path: str | Path, force: bool = False) -> tuple[Path, Pa
     require_export_extras("ONNX export")
     import onnx
 
-    from ..weights import load_model_file
+    from ..models.weights import load_model_file
 
     path = Path(model_path)
     if path.suffix != ".safetensors":

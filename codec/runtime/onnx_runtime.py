@@ -1,7 +1,7 @@
 """The onnxruntime runtime: a model file's ONNX graphs (:mod:`codec.runtime.base` describes them) run on
 the CPU with numpy arrays in and out; no torch.
 
-:class:`OnnxCodec` offers what the coding API uses of a :class:`codec.model.Codec` (``config``,
+:class:`OnnxCodec` offers what the coding API uses of a :class:`codec.models.model.Codec` (``config``,
 ``weights_hash``, ``encode``, ``decode``, with numpy arrays) plus the window interface. The model
 file is read and its weights hash checked on construction; each graph's inference session is made
 when it is first needed (``encode`` never pays for the decoder's), and refused unless the graph was
@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import MIN_ENCODE_FRAMES, ModelConfig, from_dict
 from ..errors import ConfigError, ModelError, UsageError
-from ..modelfile import checked_model_file
+from ..models.modelfile import checked_model_file
 from .base import (
     DECODER,
     ENCODER,
@@ -172,7 +172,7 @@ class OnnxCodec:
 
     def encode(self, audio: np.ndarray, n_codebooks: int | None = None) -> np.ndarray:
         """[B, 1, T] float32 audio -> [B, n, ceil(T / hop_length)] int64 codes (zero-padded on the right
-        to whole frames, and to at least MIN_ENCODE_FRAMES, as :meth:`codec.model.Codec.encode`)."""
+        to whole frames, and to at least MIN_ENCODE_FRAMES, as :meth:`codec.models.model.Codec.encode`)."""
         n = self._stages(n_codebooks)
         x = np.asarray(audio, dtype=np.float32)
         if x.ndim != 3 or x.shape[1] != 1:

@@ -2,7 +2,7 @@
 
 ``runtime``:
   - ``onnx``: onnxruntime on the model's graphs, on the CPU (``device`` auto or cpu); no torch.
-  - ``torch``: a :class:`codec.model.Codec` on ``device``; needs the ``[torch]`` extra.
+  - ``torch``: a :class:`codec.models.model.Codec` on ``device``; needs the ``[torch]`` extra.
   - ``auto``: onnx when the device is auto or cpu and the model has graphs, else torch. So the light
     install codes with every model that has graphs, and ``--device cuda`` runs torch on the GPU
     (``--device auto`` does not look for a GPU: that would import torch, seconds of the start-up).
@@ -13,13 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..device import device_kind
 from ..errors import UsageError
 from ..extras import missing_torch_error, torch_available
 from .base import RUNTIMES, CodecRuntime, has_graphs
+from .device import device_kind
 
 if TYPE_CHECKING:
-    from ..model import Codec
+    from ..models.model import Codec
     from .onnx_runtime import OnnxCodec
 
 
@@ -52,21 +52,21 @@ def choose_runtime(path: Path, device: str, runtime: str) -> str:
 def load_runtime_model(path: Path, device: str = "auto", runtime: str = "auto",
                        threads: int | None = None) -> Codec | OnnxCodec:
     """The model file ``path`` ready to code: an :class:`~codec.runtime.onnx_runtime.OnnxCodec` for
-    the onnx runtime, a :class:`~codec.model.Codec` in eval mode on ``device`` for torch."""
+    the onnx runtime, a :class:`~codec.models.model.Codec` in eval mode on ``device`` for torch."""
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise UsageError(f"threads must be a positive integer, got {threads!r}")
     if choose_runtime(path, device, runtime) == "onnx":
         from .onnx_runtime import OnnxCodec
 
         return OnnxCodec(path, threads)
-    from ..device import resolve_device
+    from .device import resolve_device
 
     dev = resolve_device(device)
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    from ..weights import load_model_file
+    from ..models.weights import load_model_file
 
     return load_model_file(path, dev).eval()
 

@@ -1,4 +1,4 @@
-"""The torch runtime: a :class:`codec.model.Codec` (or anything with its ``encode`` / ``decode``)
+"""The torch runtime: a :class:`codec.models.model.Codec` (or anything with its ``encode`` / ``decode``)
 behind the window interface of :mod:`codec.runtime.base`, on the model's device.
 
 Each call runs in eval mode under ``torch.inference_mode`` and restores the model's train/eval flag

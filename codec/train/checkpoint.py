@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import TrainingError
-from ..fileio import atomic_output
+from ..io.fileio import atomic_output
 
 FORMAT = "diveq-codec-checkpoint/1"
 LAST = "last.pt"

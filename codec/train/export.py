@@ -3,7 +3,7 @@ its ONNX graphs (:mod:`codec.runtime.onnx_export`) for the light runtime.
 
 No optimiser, discriminator or RNG state leaves the run: :func:`export_model` rebuilds the codec
 from the checkpoint's stored recipe, loads its weights strictly and writes them with
-:func:`codec.weights.save_model` (``OUT.safetensors`` + ``OUT.json``). The source may also be a model
+:func:`codec.models.weights.save_model` (``OUT.safetensors`` + ``OUT.json``). The source may also be a model
 file, which is copied (or converted to ``dtype``).
 """
 
@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import TrainingError, UsageError
-from ..fileio import atomic_output
+from ..io.fileio import atomic_output
 from ..runtime.base import DECODER, ENCODER, graph_path
 from . import checkpoint as ckpt
 from .recipe import recipe_from_json
@@ -23,7 +23,7 @@ DTYPES = ("float32", "float16")
 
 def _copy_model(source: Path, out: Path, dtype: str | None) -> None:
     """``source`` (a model file) as ``out``: its bytes (and card) as they are, or converted to ``dtype``."""
-    from ..weights import load_model_file, save_model
+    from ..models.weights import load_model_file, save_model
 
     if dtype is not None:
         import torch
@@ -82,8 +82,8 @@ def export_model(source: str | Path, out: str | Path, force: bool = False,
 
 def _export_run(source: Path, out: Path, dtype: str) -> None:
     """The codec of a run directory or checkpoint ``source`` as the model file ``out``."""
-    from ..builder import build_codec
-    from ..weights import save_model
+    from ..models.builder import build_codec
+    from ..models.weights import save_model
 
     path = ckpt.resolve_checkpoint(source)
     payload = ckpt.load_checkpoint(path)

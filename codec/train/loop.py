@@ -28,8 +28,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..device import resolve_device
 from ..errors import TrainingError, UsageError
+from ..runtime.device import resolve_device
 from . import checkpoint as ckpt
 from . import distributed as ddp
 from .batches import StepBatchSampler, build_train_data, build_validation_clips, worker_init

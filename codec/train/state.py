@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..builder import build_codec
 from ..errors import ModelError, TrainingError
-from ..model import Codec
+from ..models.builder import build_codec
+from ..models.model import Codec
 from . import checkpoint as ckpt
 from . import distributed as ddp
 from .gan import build_discriminator
@@ -91,7 +91,7 @@ def restore_state(state: TrainState, recipe: Recipe, run_dir: Path, info: ddp.Di
 
 def load_initial_weights(model: nn.Module, path: Path, recipe: Recipe) -> None:
     """Copy an exported model's full state (weights, codebooks, quantizer counters) into ``model``."""
-    from ..weights import load_model_file
+    from ..models.weights import load_model_file
 
     try:
         source = load_model_file(path)
@@ -112,7 +112,7 @@ def load_initial_weights(model: nn.Module, path: Path, recipe: Recipe) -> None:
 
 # the model's timing (causal or offline, look-ahead): parameter names and shapes do not depend on it,
 # so a run may continue, or a new run start, from weights of another timing (codec.config.ModelConfig)
-_TIMING = ("causal", "lookahead")
+_TIMING = ("causal", "lookahead", "encoder_lookahead")
 # quantizer settings that only shape training: a fine-tuning recipe may change them
 _TRAINING_ONLY = ("noise_std", "reparam", "dropout", "replace_interval", "dead_min_count",
                   "replace_source", "warmup_steps", "commitment_weight", "codebook_weight",
@@ -199,7 +199,7 @@ def rank_hashes(state: TrainState, info: ddp.DistInfo) -> list[str]:
     Buffers are left out: statistics such as a stage's pool of recent frames are per rank by design
     (DDP copies rank 0's buffers to every rank at the start of each forward pass).
     """
-    from ..weights import weights_hash
+    from ..models.weights import weights_hash
 
     params = {name: p.detach() for name, p in state.codec.named_parameters()}
     return ddp.gather_objects(weights_hash(params), info)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..model import Codec
+from ..models.model import Codec
 from ..quantize.base import usage_from_codes
 from . import checkpoint as ckpt
 from . import distributed as ddp

@@ -112,8 +112,8 @@ def train_seconds(records: Sequence[dict[str, Any]]) -> float:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` (replacing it) through :func:`codec.fileio.atomic_output`."""
-    from codec.fileio import atomic_output
+    """Write ``text`` to ``path`` (replacing it) through :func:`codec.io.fileio.atomic_output`."""
+    from codec.io.fileio import atomic_output
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path, force=True) as tmp:

@@ -58,10 +58,10 @@ def evaluate_run(info: RunInfo, device: str, clip_cache: dict[Any, list[Any]]
     import numpy as np
     import torch
 
-    from codec.builder import build_codec
-    from codec.device import resolve_device
     from codec.eval import metrics
+    from codec.models.builder import build_codec
     from codec.quantize.base import usage_from_codes
+    from codec.runtime.device import resolve_device
     from codec.train import checkpoint as ckpt
     from codec.train.batches import build_validation_clips
     from codec.train.recipe import recipe_from_json

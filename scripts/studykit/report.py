@@ -137,7 +137,7 @@ def plot_curves(runs: Sequence[RunInfo], path: Path) -> bool:
     axes[0].legend()
     fig.tight_layout()
     if any_data:
-        from codec.fileio import atomic_output
+        from codec.io.fileio import atomic_output
 
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(path, force=True) as tmp:
