@@ -49,15 +49,16 @@ def load_causal(name: str) -> Codec:
     from codec.models.weights import with_timing
 
     if name == "default-causal":
-        return with_timing(load_model(None, "cpu"), causal=True, lookahead=3)
+        return with_timing(load_model(None, "cpu", runtime="torch"), causal=True, lookahead=2, encoder_lookahead=1)
     if name == "narrow-causal":  # the default's layers and frames at 1/12 of the width, random weights
-        config = dataclasses.replace(load_model(None, "cpu").config, causal=True, lookahead=3, encoder_dim=16,
+        config = dataclasses.replace(load_model(None, "cpu", runtime="torch").config, causal=True, lookahead=2,
+                                     encoder_lookahead=1, encoder_dim=16,
                                      decoder_dim=16, latent_dim=8,
                                      quantizer=QuantizerConfig(n_codebooks=12, codebook_size=16, codebook_dim=8))
         model = build_codec(config).eval()
         model.weights_hash = "0" * 64
         return model
-    return load_model(name, "cpu")
+    return load_model(name, "cpu", runtime="torch")
 
 
 def rss_mib() -> float:

@@ -47,8 +47,8 @@ def load_causal(name: str) -> Codec:
     from codec.models.weights import with_timing
 
     if name == "default-causal":
-        return with_timing(load_model(None, "cpu"), causal=True, lookahead=3)
-    return load_model(name, "cpu")
+        return with_timing(load_model(None, "cpu", runtime="torch"), causal=True, lookahead=2, encoder_lookahead=1)
+    return load_model(name, "cpu", runtime="torch")
 
 
 class Plcmos:
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.context:
         from codec.api import compress, decompress, load_model
 
-        offline = load_model(None, "cpu")
+        offline = load_model(None, "cpu", runtime="torch")
         context = {"reference": [], "offline": []}
     scores: dict[str, dict[float, list[tuple[float, float]]]] = {s: {loss: [] for loss in losses} for s in systems}
     for index, path in enumerate(files):
