@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import soundfile as sf
-from support import copy_model, save_tiny_model
+from support import copy_model, save_tiny_model, tiny_causal_config
 
 from codec import api
 from codec.errors import DeviceError, ModelError, UsageError
@@ -59,6 +59,27 @@ def test_weights_hash_without_torch_is_the_torch_hash(path: Path, tmp_path: Path
     tiny = save_tiny_model(tmp_path / "tiny.safetensors")  # float32, and buffers of other dtypes
     for model_path in (path, tiny):
         assert file_weights_hash(read_model_file(model_path)) == load_model_file(model_path).weights_hash
+
+
+@pytest.mark.parametrize("encoder_lookahead", [0, 1])
+def test_weights_hash_without_torch_counts_a_causal_models_timing(encoder_lookahead: int, tmp_path: Path) -> None:
+    """A causal model's hash also covers its timing (the torch side adds it to the tensors' hash);
+    the light runtime's reading of the file gives the same value, so it does not call the file
+    corrupted (it did, for every causal model, until 2026-12-05)."""
+    from codec.models.builder import build_codec
+    from codec.models.weights import load_model_file, save_model, with_timing
+
+    import torch
+
+    torch.manual_seed(0)
+    offline = build_codec(tiny_causal_config(causal=False))
+    causal = with_timing(offline, causal=True, lookahead=1, encoder_lookahead=encoder_lookahead)
+    save_model(causal, tmp_path / "causal.safetensors")
+    save_model(offline, tmp_path / "offline.safetensors")
+    _, config, digest = checked_model_file(tmp_path / "causal.safetensors")
+    assert config.causal and config.encoder_lookahead == encoder_lookahead
+    assert digest == load_model_file(tmp_path / "causal.safetensors").weights_hash
+    assert digest != checked_model_file(tmp_path / "offline.safetensors")[2]  # same tensors, other timing
 
 
 @pytest.fixture(scope="module")

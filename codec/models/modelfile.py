@@ -126,15 +126,29 @@ def model_config(model: ModelFile) -> tuple[ModelConfig, str]:
     return config, meta.get("weights_sha256", "")
 
 
-def file_weights_hash(model: ModelFile) -> str:
-    """sha256 over every stored tensor's name, dtype, shape and bytes in name order: the value
-    :func:`codec.models.weights.weights_hash` gives for the same tensors."""
+def timing_suffix(config: ModelConfig | None) -> bytes:
+    """What the weights hash adds after the tensors for a causal ``config``: its timing (``causal``,
+    ``lookahead``, ``encoder_lookahead``), so that a causal model made from an offline model's
+    weights is not taken for it (streams name their model by the hash); nothing for an offline one."""
+    if config is None or not config.causal:
+        return b""
+    suffix = f"causal|lookahead={config.lookahead}|"
+    if config.encoder_lookahead:  # (absent from the hashes of models from before it existed)
+        suffix += f"encoder_lookahead={config.encoder_lookahead}|"
+    return suffix.encode()
+
+
+def file_weights_hash(model: ModelFile, config: ModelConfig | None = None) -> str:
+    """sha256 over every stored tensor's name, dtype, shape and bytes in name order, then the
+    :func:`timing_suffix` of ``config``: the value :func:`codec.models.weights.weights_hash` gives
+    for the same tensors and config."""
     h = hashlib.sha256()
     with open(model.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
         for name in sorted(model.tensors):
             t = model.tensors[name]
             h.update(f"{name}|{DTYPES[t.dtype][0]}|{t.shape!r}|".encode())
             h.update(data[t.offset: t.offset + t.length])
+    h.update(timing_suffix(config))
     return h.hexdigest()
 
 
@@ -143,7 +157,7 @@ def checked_model_file(path: str | Path) -> tuple[ModelFile, ModelConfig, str]:
     (ModelError for corrupted weights, like :func:`codec.models.weights.load_model_file`)."""
     model = read_model_file(path)
     config, recorded = model_config(model)
-    digest = file_weights_hash(model)
+    digest = file_weights_hash(model, config)
     if recorded and digest != recorded:
         raise ModelError(f"{model.path}: corrupted weights (sha256 {digest[:12]}... does not match the "
                          f"recorded {recorded[:12]}...)")

@@ -21,7 +21,7 @@ from ..errors import ModelError
 from ..io.fileio import atomic_output
 from .builder import build_codec
 from .model import Codec
-from .modelfile import FORMAT, FORMAT_VERSION, model_config, read_model_file
+from .modelfile import FORMAT, FORMAT_VERSION, model_config, read_model_file, timing_suffix
 
 #: State-dict keys ending like this are training-only buffers (a stage's pool of recent inputs).
 TRAINING_ONLY_SUFFIXES = (".frames", ".frames_filled")
@@ -37,10 +37,7 @@ def weights_hash(state: dict[str, torch.Tensor], config: ModelConfig | None = No
         t = state[name].detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    if config is not None and config.causal:
-        h.update(f"causal|lookahead={config.lookahead}|".encode())
-        if config.encoder_lookahead:  # (absent from the hashes of models from before it existed)
-            h.update(f"encoder_lookahead={config.encoder_lookahead}|".encode())
+    h.update(timing_suffix(config))
     return h.hexdigest()
 
 
