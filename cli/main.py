@@ -31,7 +31,6 @@ from .folders import _folder_jobs, _frame_callback, _progress_bar, _run_folder
 
 if TYPE_CHECKING:
     from codec.api import Model
-    from codec.models.model import Codec
 
 #: Single files at least this long (seconds) show a progress bar.
 PROGRESS_MIN_SECONDS = 60.0
@@ -133,11 +132,13 @@ def _load(model: str | None, device: Device, runtime: Runtime, threads: int | No
     return load_model(model, device.value, runtime.value, threads)
 
 
-def _load_torch(model: str | None, device: Device, threads: int | None) -> Codec:
-    """A model on the torch runtime (what the frame-by-frame --stream coding runs)."""
-    from typing import cast
+def _load_stream(model: str | None, device: Device, runtime: Runtime, threads: int | None) -> Model:
+    """A model for --stream (frame by frame): auto = onnx when it has frame graphs; one thread unless
+    --threads says otherwise (a frame's tensors are too small to share, and on a busy machine more
+    threads mostly wait for each other: a stream decoded ~7x slower with two threads than with one)."""
+    from codec.api import load_model
 
-    return cast("Codec", _load(model, device, Runtime.torch, threads))
+    return load_model(model, device.value, runtime.value, 1 if threads is None else threads, streaming=True)
 
 
 def _model_card(model: str | None) -> dict[str, Any] | None:
@@ -229,7 +230,7 @@ def encode(
         from .stream import encode_stream
 
         _check_bitrate_options(bitrate, n_codebooks)
-        encode_stream(input, output, lambda name: _load_torch(name, device, threads), model, bitrate, n_codebooks,
+        encode_stream(input, output, lambda name: _load_stream(name, device, runtime, threads), model, bitrate, n_codebooks,
                       16000 if rate is None else rate, 0.0 if gain is None else gain,
                       1 if frames_per_packet is None else frames_per_packet, force)
         return
@@ -292,7 +293,7 @@ def decode(
     if streaming:
         from .stream import decode_stream
 
-        decode_stream(input, output, lambda name: _load_torch(name, device, threads), model, force)
+        decode_stream(input, output, lambda name: _load_stream(name, device, runtime, threads), model, force)
         return
     if input != "-" and Path(input).is_dir():
         jobs = _folder_jobs(Path(input), Path(output), (".dvq",), ".wav", audio.AUDIO_EXTENSIONS)

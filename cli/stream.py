@@ -31,8 +31,8 @@ from codec.errors import AudioError, BitstreamError, DiveqWarning, ModelError, O
 from codec.io.fileio import atomic_output, check_distinct, check_output, describe_os_error, is_stdio, write_error
 
 if TYPE_CHECKING:
+    from codec.api import Model
     from codec.format.packets import SessionHeader
-    from codec.models.model import Codec
 
 #: Seconds of input read at a time (at most; a pipe gives what it has).
 READ_SECONDS = 0.02
@@ -162,7 +162,7 @@ def _builtin_for_session(session: SessionHeader) -> str:
 # Commands
 
 
-def encode_stream(input: str, output: str, load: Callable[[str], Codec], model: str | None,
+def encode_stream(input: str, output: str, load: Callable[[str], Model], model: str | None,
                   bitrate: float | None, n_codebooks: int | None, rate: int, gain_db: float,
                   frames_per_packet: int, force: bool) -> None:
     """``encode --stream``: raw s16le mono PCM at ``rate`` Hz in, packets out (see the module docstring).
@@ -178,9 +178,8 @@ def encode_stream(input: str, output: str, load: Callable[[str], Codec], model: 
     _check_out(output, force)
     with _open_in(input, "raw PCM", AudioError) as src:
         name = model if model is not None else _builtin_causal()
-        from codec.runtime.realtime import StreamEncoder  # torch: after the checks that need none
+        from codec.runtime.realtime import StreamEncoder  # numpy and a runtime: after the checks that need none
 
-        _one_thread()
         codec_model = load(name)
         encoder = StreamEncoder(codec_model, sample_rate=rate, bitrate_kbps=bitrate, n_codebooks=n_codebooks,
                                 gain=gain, frames_per_packet=frames_per_packet)
@@ -201,7 +200,7 @@ def encode_stream(input: str, output: str, load: Callable[[str], Codec], model: 
                 out.write(packet)
 
 
-def decode_stream(input: str, output: str, load: Callable[[str], Codec], model: str | None,
+def decode_stream(input: str, output: str, load: Callable[[str], Model], model: str | None,
                   force: bool) -> None:
     """``decode --stream``: packets in, raw s16le mono PCM at the session's rate out."""
     from codec.format.packets import read_packet, read_session
@@ -211,9 +210,8 @@ def decode_stream(input: str, output: str, load: Callable[[str], Codec], model: 
     with _open_in(input, "a packet stream", BitstreamError) as src:
         session = read_session(src)  # fail on a bad stream before loading the model
         name = model if model is not None else _builtin_for_session(session)
-        from codec.runtime.realtime import StreamDecoder  # torch: after the checks that need none
+        from codec.runtime.realtime import StreamDecoder  # numpy and a runtime: after the checks that need none
 
-        _one_thread()
         codec_model = load(name)
         decoder = StreamDecoder(codec_model, session)
         with _open_out(output, force) as out:
@@ -227,14 +225,6 @@ def decode_stream(input: str, output: str, load: Callable[[str], Codec], model: 
                 warnings.warn("the packet stream ended without its end packet (cut short?): decoded what "
                               "came", DiveqWarning, stacklevel=1)
                 out.write(_pcm16(decoder.flush()))
-
-
-def _one_thread() -> None:
-    """Code on one thread: a frame's tensors are too small to share, and on a busy machine more threads
-    mostly wait for each other (a stream decoded ~7x slower with two threads than with one here)."""
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _pcm16(audio: np.ndarray) -> bytes:

@@ -86,7 +86,7 @@ def _model_path(name_or_path: str | os.PathLike[str] | None) -> Path:
 
 
 def load_model(name_or_path: str | os.PathLike[str] | None = None, device: str = "auto",
-               runtime: str = "auto", threads: int | None = None) -> Model:
+               runtime: str = "auto", threads: int | None = None, streaming: bool = False) -> Model:
     """Load a model, ready to code.
 
     ``name_or_path``: a ``.safetensors`` model file (written by ``codec.models.weights.save_model``), the
@@ -95,11 +95,13 @@ def load_model(name_or_path: str | os.PathLike[str] | None = None, device: str =
     ``torch`` (a :class:`~codec.models.model.Codec` in eval mode on ``device``), or ``auto``: onnx when
     ``device`` is auto or cpu and the model has graphs, else torch. ``threads``: CPU threads
     (onnxruntime's per session; torch's, process-wide); None leaves the runtime's default.
+    ``streaming``: the model is for :mod:`codec.runtime.realtime` (a causal model): ``auto`` picks onnx
+    only when the model has frame graphs.
     Raises ModelError (missing or bad file or graph, no default installed), UsageError (not a path or
     name, an unknown runtime or device, onnx on cuda; MissingExtrasError when torch is needed and not
     installed) or DeviceError (``cuda`` without a GPU).
     """
-    return load_runtime_model(_model_path(name_or_path), device, runtime, threads)
+    return load_runtime_model(_model_path(name_or_path), device, runtime, threads, streaming)
 
 
 def builtin_model_hash() -> str | None:

@@ -14,6 +14,9 @@ first minute.
 ``latency``: an impulse fed one sample at a time at ``--rate``; for each output sample the input
 samples fed when it came out, the largest lead over its own index (the playout delay a player needs)
 against the reported latency, and where the impulse comes out in a stream played at that delay.
+``--runtime onnx`` runs a model with frame graphs (the built-in ``speech16k-stft-causal``, or a model
+file after ``diveq-codec export-onnx``) on onnxruntime, as the light install streams; ``torch`` (default)
+on torch.
 ``--model``: a causal model file or name; ``default-causal`` (default) is the built-in default model
 with the causal timing, untrained as causal (the speed and memory are those of a trained one);
 ``narrow-causal`` has the same layers and frame rate at 1/12 of the width (random weights): the same
@@ -40,7 +43,7 @@ from codec.models.model import Codec  # noqa: E402
 from codec.runtime.realtime import StreamDecoder, StreamEncoder  # noqa: E402
 
 
-def load_causal(name: str) -> Codec:
+def load_causal(name: str, runtime: str = "torch", threads: int = 1) -> Codec:
     import dataclasses
 
     from codec.api import load_model
@@ -58,7 +61,7 @@ def load_causal(name: str) -> Codec:
         model = build_codec(config).eval()
         model.weights_hash = "0" * 64
         return model
-    return load_model(name, "cpu", runtime="torch")
+    return load_model(name, "cpu", runtime=runtime, threads=threads, streaming=True)
 
 
 def rss_mib() -> float:
@@ -81,7 +84,8 @@ def cpu(model: Codec, seconds: float, bitrate: float) -> None:
             dec.feed(packet)
         times.append(time.process_time() - t)
     ms = np.array(times[50:]) * 1e3
-    print(f"{ms.size} chunks of 20 ms, encode + decode, {torch.get_num_threads()} thread(s): CPU per chunk "
+    runtime = getattr(model, "runtime", "torch")
+    print(f"{ms.size} chunks of 20 ms, encode + decode, {runtime}, {torch.get_num_threads()} thread(s): CPU per chunk "
           f"median {np.median(ms):.2f} ms, p90 {np.percentile(ms, 90):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms "
           f"({20 / np.median(ms):.1f}x real time)")
 
@@ -150,9 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--rate", type=int, default=16000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runtime", choices=("torch", "onnx"), default="torch")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model = load_causal(args.model)
+    model = load_causal(args.model, args.runtime, args.threads)
     if args.what == "cpu":
         cpu(model, args.seconds, args.bitrate)
     elif args.what == "rss":

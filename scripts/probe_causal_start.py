@@ -24,6 +24,7 @@ from pesq import pesq
 from codec.models.builder import build_codec
 from codec.models.causal_encoder import compressed_spectrum
 from codec.models.weights import load_model_file
+from codec.nn.spectral import analysis_kernel
 from codec.train.causal_init import causal_weights
 
 
@@ -41,7 +42,8 @@ def _score(model: torch.nn.Module, files: list[str]) -> tuple[float, float]:
 def _centred_features(self: torch.nn.Module, audio: torch.Tensor) -> torch.Tensor:
     """The causal encoder's STFT with frame j centred at j * hop (one hop of look-ahead)."""
     x = F.pad(audio[:, 0].float(), (self.n_fft - 2 * self.hop, self.hop))
-    return compressed_spectrum(x.unfold(-1, self.n_fft, self.hop), self.window).transpose(1, 2)
+    kernel = analysis_kernel(self.n_fft, audio.device)
+    return compressed_spectrum(x.unfold(-1, self.n_fft, self.hop), kernel).transpose(1, 2)
 
 
 def main() -> None:

@@ -131,18 +131,18 @@ def test_files_and_errors(model_path: Path, tmp_path: Path) -> None:
     assert_error(bad, 4, "CRC mismatch")
     assert_error(dvq, 4, "without --stream")
     assert not (tmp_path / "cut.raw").exists() and not (tmp_path / "flipped.raw").exists()  # atomic files
-    exists, named, rate, stray, nobuiltin, again = run_many(
+    exists, named, rate, stray, offline, again = run_many(
         ("encode", "--stream", raw, tmp_path / "out.dvqs", *m),
         ("encode", "--stream", raw, tmp_path / "out.dvq", *m),
         ("encode", "--stream", raw, tmp_path / "r.dvqs", "--rate", "1000", *m),
         ("encode", raw, tmp_path / "o.dvq", "--gain", "3"),
-        ("encode", "--stream", raw, tmp_path / "n.dvqs"),
+        ("encode", "--stream", raw, tmp_path / "n.dvqs", "--model", "default"),
         ("decode", "--stream", packets, tmp_path / "out.raw", *m))
     assert_error(exists, 2, "exists")
     assert_error(named, 2, "packet stream, not a .dvq")
     assert_error(rate, 3, "1000 Hz")
     assert_error(stray, 2, "go with --stream")
-    assert_error(nobuiltin, 5, "no built-in causal model")
+    assert_error(offline, 5, "offline model")  # (without --model: the built-in causal model, tests/test_onnx_stream.py)
     assert_error(again, 2, "exists")
 
 

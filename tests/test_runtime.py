@@ -183,3 +183,16 @@ def test_cli_without_torch(light_env: dict[str, str], tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr and result.returncode == 2 and len(lines) == 1, result.stderr
         assert lines[0].startswith(f"error: {what}") and TORCH_INSTALL_HINT in lines[0], lines[0]
     assert not any((tmp_path / name).exists() for name in ("t.dvq", "p.dvq", "c.wav"))
+
+
+def test_streaming_without_torch(light_env: dict[str, str], tmp_path: Path) -> None:
+    """``encode --stream`` / ``decode --stream`` with no --model: the built-in causal model's frame
+    graphs on onnxruntime, torch unimportable; the stream decodes to its length."""
+    rng = np.random.default_rng(0)
+    pcm = (rng.standard_normal(16000) * 2000).astype("<i2").tobytes()
+    enc = subprocess.run([str(SCRIPT), "encode", "--stream", "-", "-"], input=pcm, capture_output=True,
+                         timeout=TIMEOUT, env=light_env)
+    assert enc.returncode == 0 and enc.stdout, enc.stderr.decode()
+    dec = subprocess.run([str(SCRIPT), "decode", "--stream", "-", "-"], input=enc.stdout, capture_output=True,
+                         timeout=TIMEOUT, env=light_env)
+    assert dec.returncode == 0 and len(dec.stdout) == len(pcm), dec.stderr.decode()

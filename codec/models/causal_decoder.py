@@ -28,6 +28,7 @@ from ..nn.causal import (
     initial_states,
     step_sequential,
 )
+from ..nn.spectral import synthesis_kernel
 from .decoder import SPECTRUM_POWER
 
 #: The compressed magnitude's cap before decompression (as in :mod:`codec.models.decoder`'s head): |S| <=
@@ -73,18 +74,28 @@ class CausalISTFTHead(nn.Module):
         self.register_buffer("window", window, persistent=False)
         # the squared window summed over every hop-shifted copy: one value per position in a hop
         self.register_buffer("envelope", window.square().reshape(-1, hop).sum(dim=0), persistent=False)
+        self._kernel: torch.Tensor | None = None
 
     @property
     def delay(self) -> int:
         """Samples the output trails the newest frame's hop: ``lookahead * hop``."""
         return self.lookahead * self.hop
 
-    def _frames(self, x: torch.Tensor) -> torch.Tensor:
-        """Projected features, time-major [B, N, n_fft + 2] -> windowed time frames [B, n_fft, N]."""
+    def _frames(self, x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+        """Projected features, time-major [B, N, n_fft + 2] -> windowed time frames [B, n_fft, N]
+        (``kernel``: :func:`~codec.nn.spectral.synthesis_kernel`; real-valued, so the head exports to
+        ONNX)."""
         a, b = x.float().chunk(2, dim=-1)
         real, imag = spectrum_parts(a, b, self.spectrum)
-        frames = torch.fft.irfft(torch.complex(real, imag), n=self.n_fft, dim=-1)
-        return (frames * self.window).transpose(1, 2)
+        return (torch.cat([real, imag], dim=-1) @ kernel).transpose(1, 2)
+
+    def _step_kernel(self) -> torch.Tensor:
+        """The synthesis kernel, made once per device for the frame-by-frame path (each frame would
+        otherwise pay for ~400k sines and cosines)."""
+        device = self.window.device
+        if self._kernel is None or self._kernel.device != device:
+            self._kernel = synthesis_kernel(self.n_fft, device)
+        return self._kernel
 
     def _overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
         """[B, n_fft, N] -> [B, (N - 1) * hop + n_fft]: frame m added at offset m * hop."""
@@ -99,7 +110,8 @@ class CausalISTFTHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1]
-        ola = self._overlap_add(self._frames(self.proj(x).transpose(1, 2)))  # index 0 = sample -delay
+        kernel = synthesis_kernel(self.n_fft, x.device)
+        ola = self._overlap_add(self._frames(self.proj(x).transpose(1, 2), kernel))  # index 0 = sample -delay
         return self._normalise(ola[:, self.delay: self.delay + n * self.hop])[:, None, :]
 
     # ---- frame by frame -----------------------------------------------------------------------
@@ -112,7 +124,7 @@ class CausalISTFTHead(nn.Module):
         whose windows are all in: samples ``[(m0 - lookahead) * hop, (m0 + n - lookahead) * hop)`` for
         first frame m0."""
         y, state[0] = self.proj.step(x, state[0])
-        ola = self._overlap_add(self._frames(y))
+        ola = self._overlap_add(self._frames(y, self._step_kernel()))
         carry = self.n_fft - self.hop
         ola[:, :carry] += state[1]
         n = x.shape[1] * self.hop

@@ -20,17 +20,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn.causal import CausalChannelNorm, CausalConv1d, CausalConvNeXtBlock, initial_states, step_sequential
+from ..nn.spectral import analysis_kernel
 from .encoder import rms_normalize
 from .stft_encoder import INPUT_POWER
 
 
-def compressed_spectrum(frames: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+def compressed_spectrum(frames: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Frames ``[B, F, n_fft]`` -> ``[B, F, 2 * (n_fft / 2 + 1)]`` (time-major): real and imaginary
     parts of each windowed frame's spectrum S, power-compressed to |S|^0.3 S/|S| (as the offline
-    encoder reads it)."""
-    spec = torch.view_as_real(torch.fft.rfft(frames.float() * window, dim=-1))  # [B, F, bins, 2]
-    scale = (spec.square().sum(dim=-1, keepdim=True) + 1e-8).pow((INPUT_POWER - 1.0) / 2.0)
-    return (spec * scale).transpose(2, 3).flatten(2)  # real parts, then imaginary parts
+    encoder reads it). ``kernel``: :func:`~codec.nn.spectral.analysis_kernel` (real-valued, so the
+    encoder exports to ONNX)."""
+    spec = frames.float() @ kernel  # [B, F, 2 * bins]: real parts, then imaginary parts
+    real, imag = spec.chunk(2, dim=-1)
+    scale = (real.square() + imag.square() + 1e-8).pow((INPUT_POWER - 1.0) / 2.0)
+    return spec * scale.repeat(1, 1, 2)
 
 
 class CausalSTFTEncoder(nn.Module):
@@ -53,6 +56,7 @@ class CausalSTFTEncoder(nn.Module):
         self.lead = lookahead * hop
         bins = self.n_fft // 2 + 1
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+        self._kernel: torch.Tensor | None = None
         self.embed = CausalConv1d(2 * bins, dim, kernel_size=3)
         layers: list[nn.Module] = [CausalChannelNorm(dim)]
         layers += [CausalConvNeXtBlock(dim) for _ in range(depth)]
@@ -64,12 +68,20 @@ class CausalSTFTEncoder(nn.Module):
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         """[B, 1, T] -> [B, 2 * (n_fft / 2 + 1), T / hop]: frame j ends at sample (j + 1) * hop + lead."""
         x = F.pad(audio[:, 0].float(), (self.n_fft - self.hop - self.lead, self.lead))
-        return compressed_spectrum(x.unfold(-1, self.n_fft, self.hop), self.window).transpose(1, 2)
+        kernel = analysis_kernel(self.n_fft, audio.device)
+        return compressed_spectrum(x.unfold(-1, self.n_fft, self.hop), kernel).transpose(1, 2)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         return rms_normalize(self.block(self.embed(self.features(audio))))
 
     # ---- frame by frame -----------------------------------------------------------------------
+    def _step_kernel(self) -> torch.Tensor:
+        """The analysis kernel, made once per device for the frame-by-frame path."""
+        device = self.window.device
+        if self._kernel is None or self._kernel.device != device:
+            self._kernel = analysis_kernel(self.n_fft, device)
+        return self._kernel
+
     def initial_state(self, batch: int, device: torch.device | None = None) -> list[torch.Tensor | None]:
         """The state of a stream that starts from silence, for ``batch`` items."""
         like = torch.zeros(batch, 1, 0, device=device if device is not None else self.window.device)
@@ -91,7 +103,7 @@ class CausalSTFTEncoder(nn.Module):
         assert history is not None
         x = torch.cat([history, audio.float()], dim=-1)
         state[0] = x[:, x.shape[-1] - (self.n_fft - self.hop):]
-        h = compressed_spectrum(x.unfold(-1, self.n_fft, self.hop), self.window)  # [B, n, 2 * bins]
+        h = compressed_spectrum(x.unfold(-1, self.n_fft, self.hop), self._step_kernel())  # [B, n, 2 * bins]
         embed_state = state[1]
         assert embed_state is not None
         h, state[1] = self.embed.step(h, embed_state)

@@ -50,6 +50,8 @@ class _Derived:
         self._value: tuple[torch.Tensor | None, ...] = ()
 
     def get(self) -> tuple[torch.Tensor | None, ...]:
+        if torch.compiler.is_compiling():  # traced for export: the derived tensors as operations
+            return self._make()
         if self._params is None:
             self._params = self._params_fn()
         key = tuple(v for p in self._params for v in (p._version, p.data_ptr()))

@@ -46,14 +46,36 @@ def _basis(n_fft: int, device: torch.device | None) -> tuple[torch.Tensor, torch
     return torch.cos(phase), torch.sin(phase), 0.5 - 0.5 * torch.cos(theta)
 
 
+def analysis_kernel(n_fft: int, device: torch.device | None = None) -> torch.Tensor:
+    """The windowed real DFT as a matrix ``[n_fft, 2 * bins]``: a frame ``[..., n_fft]`` times it
+    gives the real parts, then the imaginary parts, of the one-sided spectrum of the frame times the
+    periodic Hann window (as ``torch.fft.rfft(frame * window)``)."""
+    cos, sin, window = _basis(n_fft, device)
+    return torch.cat([cos * window, -sin * window]).T
+
+
+def synthesis_kernel(n_fft: int, device: torch.device | None = None) -> torch.Tensor:
+    """The windowed inverse real DFT as a matrix ``[2 * bins, n_fft]``: a frame's real parts then
+    imaginary parts (``[..., 2 * bins]``) times it give the frame's inverse real DFT times the periodic
+    Hann window (as ``torch.fft.irfft(..., n=n_fft) * window``; the imaginary parts of the DC and
+    Nyquist bins are ignored)."""
+    cos, sin, window = _basis(n_fft, device)
+    bins = n_fft // 2 + 1
+    # DC and Nyquist appear once in the full spectrum, the rest twice. (Built from constants, not a
+    # comparison of indices: an exported graph then folds the whole kernel into a constant.)
+    once = torch.full((1, 1), 1.0 / n_fft, device=device)
+    scale = torch.cat([once, torch.full((bins - 2, 1), 2.0 / n_fft, device=device), once])  # [bins, 1]
+    weight = scale * window  # [bins, N]
+    return torch.cat([cos * weight, -sin * weight])
+
+
 def stft(audio: torch.Tensor, n_fft: int, hop: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Real and imaginary parts of the centred STFT of ``audio`` ``[B, T]`` (periodic Hann window of
     ``n_fft``, reflect padding by n_fft / 2 on both sides: T must exceed n_fft / 2), each
     ``[B, n_fft / 2 + 1, T // hop + 1]``. Equal to ``torch.stft(audio, n_fft, hop, window=
     torch.hann_window(n_fft), center=True, pad_mode="reflect", return_complex=True)`` up to
     float32 rounding."""
-    cos, sin, window = _basis(n_fft, audio.device)
-    kernel = torch.cat([cos * window, -sin * window])[:, None, :]  # [2 * bins, 1, N]
+    kernel = analysis_kernel(n_fft, audio.device).T[:, None, :]  # [2 * bins, 1, N]
     x = F.pad(audio[:, None, :].float(), (n_fft // 2, n_fft // 2), mode="reflect")
     spec = F.conv1d(x, kernel, stride=hop)
     bins = n_fft // 2 + 1
@@ -66,12 +88,8 @@ def istft(real: torch.Tensor, imag: torch.Tensor, n_fft: int, hop: int) -> torch
     window's squared envelope, n_fft / 2 trimmed at the start). Equal to ``torch.istft(torch.complex(
     real, imag), n_fft, hop, window=torch.hann_window(n_fft), center=True)`` up to float32 rounding;
     like it, the imaginary parts of the DC and Nyquist bins are ignored."""
-    cos, sin, window = _basis(n_fft, real.device)
-    bins = n_fft // 2 + 1
-    k = torch.arange(bins, device=real.device)[:, None]
-    once = (k == 0) | (k == bins - 1)  # DC and Nyquist appear once in the full spectrum, the rest twice
-    weight = torch.where(once, 1.0 / n_fft, 2.0 / n_fft) * window  # [bins, N]
-    kernel = torch.cat([cos * weight, -sin * weight])[:, None, :]  # [2 * bins, 1, N]
+    window = hann_window(n_fft, real.device)
+    kernel = synthesis_kernel(n_fft, real.device)[:, None, :]  # [2 * bins, 1, N]
     frames = real.shape[-1]
     audio = F.conv_transpose1d(torch.cat([real, imag], dim=1).float(), kernel, stride=hop)[:, 0]
     ones = torch.ones(1, 1, frames, device=real.device)

@@ -23,17 +23,26 @@ graphs record the weights hash they were made for, so a graph never runs with ot
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..config import ModelConfig
+from ..errors import ModelError
 
 #: What ``--runtime`` accepts: ``auto`` is onnx on the CPU when the model has graphs, else torch.
 RUNTIMES = ("auto", "onnx", "torch")
-#: Graph roles, their input and output names.
+#: Graph roles, their (first) input and output names. A causal model also has frame graphs, which
+#: code one frame at a time with its state passed in (``state_0`` ...) and out (``next_state_0`` ...):
+#: audio ``[1, hop_length]`` -> codes ``[1, K, 1]`` of every stage (``frame-encoder``), codes ``[1, n,
+#: F]`` -> quantized latent ``[1, D, F]`` (``frame-latent``), latent ``[1, D, 1]`` -> audio ``[1,
+#: hop_length]`` (``frame-decoder``); :mod:`codec.runtime.onnx_stepper` runs them.
 ENCODER, DECODER = "encoder", "decoder"
-GRAPH_IO = {ENCODER: ("audio", "codes"), DECODER: ("codes", "audio")}
+FRAME_ENCODER, FRAME_LATENT, FRAME_DECODER = "frame-encoder", "frame-latent", "frame-decoder"
+FRAME_ROLES = (FRAME_ENCODER, FRAME_LATENT, FRAME_DECODER)
+GRAPH_IO = {ENCODER: ("audio", "codes"), DECODER: ("codes", "audio"), FRAME_ENCODER: ("audio", "codes"),
+            FRAME_LATENT: ("codes", "latent"), FRAME_DECODER: ("latent", "audio")}
+STATE_IN, STATE_OUT = "state_", "next_state_"
 #: Metadata keys every graph carries, and the graph format this version reads and writes.
 GRAPH_FORMAT, GRAPH_FORMAT_VERSION = "diveq-codec-graph", 1
 META_FORMAT, META_VERSION, META_ROLE = "diveq.format", "diveq.format_version", "diveq.role"
@@ -45,6 +54,25 @@ def graph_path(model_path: str | Path, role: str) -> Path:
     ``M.encoder.onnx`` / ``M.decoder.onnx`` next to ``M.safetensors``."""
     path = Path(model_path)
     return path.with_name(f"{path.stem}.{role}.onnx")
+
+
+def check_causal(model: Any) -> None:
+    """ModelError unless ``model`` (a Codec or a runtime) is a causal model (the only kind that codes
+    frame by frame)."""
+    config = model.config
+    if not getattr(config, "causal", False):
+        raise ModelError(f"model {config.name!r} is an offline model, which codes whole signals: "
+                         "coding a stream needs a causal model (model.causal = true)")
+
+
+def state_names(count: int) -> tuple[list[str], list[str]]:
+    """The names of a frame graph's ``count`` state inputs and the outputs that replace them."""
+    return [f"{STATE_IN}{i}" for i in range(count)], [f"{STATE_OUT}{i}" for i in range(count)]
+
+
+def has_frame_graphs(model_path: str | Path) -> bool:
+    """Whether the frame graphs of a (causal) model file exist."""
+    return all(graph_path(model_path, role).is_file() for role in FRAME_ROLES)
 
 
 def has_graphs(model_path: str | Path) -> bool:

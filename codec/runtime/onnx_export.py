@@ -43,6 +43,7 @@ from ..quantize.residual import ResidualQuantizer
 from .base import (
     DECODER,
     ENCODER,
+    FRAME_ROLES,
     GRAPH_FORMAT,
     GRAPH_FORMAT_VERSION,
     GRAPH_IO,
@@ -206,9 +207,39 @@ def check_graphs(codec: Codec, model_path: Path, seconds: float = 1.0) -> tuple[
     return agreement, 10 * float(np.log10(max(difference, 1e-30)))
 
 
+def check_frame_graphs(codec: Codec, model_path: Path, seconds: float = 1.0) -> tuple[float, float]:
+    """As :func:`check_graphs` for a causal model's frame graphs against :mod:`codec.runtime.stepper`
+    on torch: a stream of ``seconds`` of the test signal's first channel, fed in 20 ms chunks."""
+    from .onnx_runtime import OnnxCodec
+    from .onnx_stepper import OnnxFrameDecoder, OnnxFrameEncoder
+    from .stepper import FrameDecoder, FrameEncoder
+
+    rate = codec.config.sample_rate
+    t = np.arange(int(seconds * rate)) / rate
+    audio = (0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 3 * t)).astype(np.float32)[None]
+    graphs = OnnxCodec(model_path, threads=1)
+    chunk = rate // 50
+    k = codec.config.n_codebooks
+    torch_enc, onnx_enc = FrameEncoder(codec, k), OnnxFrameEncoder(graphs, k)
+    torch_codes = [torch_enc.encode(torch.from_numpy(audio[:, i:i + chunk])).numpy()
+                   for i in range(0, audio.shape[1], chunk)] + [torch_enc.finish().numpy()]
+    onnx_codes = [onnx_enc.encode(audio[:, i:i + chunk]) for i in range(0, audio.shape[1], chunk)]
+    onnx_codes.append(onnx_enc.finish())
+    codes, other_codes = np.concatenate(torch_codes, axis=-1), np.concatenate(onnx_codes, axis=-1)
+    agreement = float((codes == other_codes).mean()) if codes.shape == other_codes.shape else 0.0
+    torch_dec, onnx_dec = FrameDecoder(codec), OnnxFrameDecoder(graphs)
+    decoded = torch.cat([torch_dec.decode(torch.from_numpy(codes)), torch_dec.finish()], dim=-1).numpy()
+    other = np.concatenate([onnx_dec.decode(codes), onnx_dec.finish()], axis=-1)
+    if other.shape != decoded.shape:
+        return agreement, 0.0
+    difference = float(np.sum((other - decoded) ** 2) / max(float(np.sum(decoded ** 2)), 1e-30))
+    return agreement, 10 * float(np.log10(max(difference, 1e-30)))
+
+
 def export_graphs(model_path: str | Path, force: bool = False) -> tuple[Path, Path]:
-    """Write ``M.encoder.onnx`` and ``M.decoder.onnx`` for the model file ``M.safetensors``; returns
-    their paths. Raises UsageError when a graph exists and not ``force``, ModelError for a model the
+    """Write ``M.encoder.onnx`` and ``M.decoder.onnx`` for the model file ``M.safetensors`` (and, for
+    a causal model, its frame graphs ``M.frame-encoder.onnx``, ``M.frame-latent.onnx``,
+    ``M.frame-decoder.onnx``); returns the first two's paths. Raises UsageError when a graph exists and not ``force``, ModelError for a model the
     export does not support (the STE baseline's quantizer) or graphs that fail the check,
     MissingExtrasError without ``onnx`` / ``onnxscript``."""
     require_export_extras("ONNX export")
@@ -224,22 +255,33 @@ def export_graphs(model_path: str | Path, force: bool = False) -> tuple[Path, Pa
     if not isinstance(codec.quantizer, ResidualQuantizer):
         raise ModelError(f"{path}: the ONNX export supports DiVeQ / SF-DiVeQ quantizers, not "
                          f"{codec.config.quantizer.kind!r}; use --runtime torch")
-    targets = (graph_path(path, ENCODER), graph_path(path, DECODER))
+    roles = (ENCODER, DECODER) + (FRAME_ROLES if codec.config.causal else ())
+    targets = tuple(graph_path(path, role) for role in roles)
     if not force:
         for target in targets:
             if target.exists():
                 raise UsageError(f"{target} exists (use --force to overwrite)")
-    for role, target in zip((ENCODER, DECODER), targets, strict=True):
-        proto = _trace(codec, role)
+    for role, target in zip(roles, targets, strict=True):
+        if role in FRAME_ROLES:
+            from .onnx_frame_export import trace_frame_graph
+
+            with _quiet_exporter():
+                proto = trace_frame_graph(codec, role, OPSET)
+        else:
+            proto = _trace(codec, role)
         _externalize(proto, stored)
         _strip(proto)
         _describe(proto, codec, role, path.name)
         with atomic_output(target, force=True) as tmp:
             onnx.save(proto, str(tmp))
-    agreement, difference = check_graphs(codec, path)
-    if agreement < CHECK_MIN_CODE_AGREEMENT or difference > CHECK_MAX_DIFFERENCE_DB:
-        for target in targets:
-            target.unlink(missing_ok=True)
-        raise ModelError(f"{path}: the exported graphs disagree with the torch model (codes equal "
-                         f"{100 * agreement:.2f} %, decoded difference {difference:.1f} dB); none written")
-    return targets
+    checks = [("", check_graphs(codec, path))]
+    if codec.config.causal:
+        checks.append(("frame ", check_frame_graphs(codec, path)))
+    for kind, (agreement, difference) in checks:
+        if agreement < CHECK_MIN_CODE_AGREEMENT or difference > CHECK_MAX_DIFFERENCE_DB:
+            for target in targets:
+                target.unlink(missing_ok=True)
+            raise ModelError(f"{path}: the exported {kind}graphs disagree with the torch model (codes "
+                             f"equal {100 * agreement:.2f} %, decoded difference {difference:.1f} dB); "
+                             "none written")
+    return targets[0], targets[1]

@@ -22,6 +22,7 @@ from ..models.modelfile import checked_model_file
 from .base import (
     DECODER,
     ENCODER,
+    FRAME_ROLES,
     GRAPH_FORMAT,
     GRAPH_FORMAT_VERSION,
     GRAPH_IO,
@@ -32,6 +33,7 @@ from .base import (
     META_VERSION,
     META_WEIGHTS_FILE,
     graph_path,
+    state_names,
 )
 
 
@@ -102,9 +104,17 @@ class OnnxCodec:
         return f"OnnxCodec({str(self.path)!r}, name={self.config.name!r}, weights={str(self.weights_hash)[:12]})"
 
     # ---- sessions -------------------------------------------------------------------------------
-    def _session(self, role: str) -> Any:
+    def session(self, role: str) -> Any:
         """The inference session of the ``role`` graph, made on first use and checked against the
-        model file (format, role, weights hash, weights file name, config)."""
+        model file (format, role, weights hash, weights file name, config); ModelError when the
+        graph is missing or does not fit."""
+        if role not in (ENCODER, DECODER) and not graph_path(self.path, role).is_file():
+            raise ModelError(f"{self.path} has no ONNX {role} graph ({graph_path(self.path, role).name}): "
+                             f"make the graphs with: diveq-codec export-onnx {self.path} --force")
+        return self._session(role)
+
+    def _session(self, role: str) -> Any:
+        """:meth:`session`, for the two graphs checked on construction."""
         session = self._sessions.get(role)
         if session is not None:
             return session
@@ -115,9 +125,12 @@ class OnnxCodec:
         options.intra_op_num_threads = 0 if self.threads is None else int(self.threads)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
-        # No graph optimisation: measured on the built-in model, it costs ~80 ms at session start
-        # (constant folding, fusions) and gains ~7 % on long inputs; short messages matter more.
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        # No graph optimisation for the file graphs: measured on the built-in model, it costs ~80 ms
+        # at session start (constant folding, fusions) and gains ~7 % on long inputs; short messages
+        # matter more. The frame graphs run once per 20 ms frame for as long as a stream lasts, where
+        # the fusions pay (scripts/bench_realtime.py cpu --runtime onnx).
+        options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if role in FRAME_ROLES
+                                            else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting threads
         try:
             session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
@@ -151,7 +164,8 @@ class OnnxCodec:
         except (json.JSONDecodeError, ConfigError):
             config = None
         names = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
-        if config != self.config or names != ([GRAPH_IO[role][0]], [GRAPH_IO[role][1]]):
+        state_in, state_out = state_names(len(names[0]) - 1) if role in FRAME_ROLES else ([], [])
+        if config != self.config or names != ([GRAPH_IO[role][0], *state_in], [GRAPH_IO[role][1], *state_out]):
             raise ModelError(f"{graph} does not fit {self.path.name} (config or inputs differ); {remake}")
 
     def _run(self, role: str, value: np.ndarray) -> np.ndarray:

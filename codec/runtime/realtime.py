@@ -35,13 +35,11 @@ frame, so there are no clicks. Late packets (sequence numbers behind the stream)
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
 from ..checks import as_audio, check_integer, check_real, check_sample_rate, choose_stages
 from ..errors import BitstreamError, ModelError, UsageError
@@ -57,12 +55,14 @@ from ..format.packets import (
     parse_session,
 )
 from ..format.streamheader import HASH_PREFIX_HEX
+from .base import check_causal
 from .rtresample import LowDelayResampler
-from .stepper import FrameDecoder, FrameEncoder, check_causal
-from .torch_runtime import eval_mode
 
 if TYPE_CHECKING:
     from ..models.model import Codec
+    from .onnx_runtime import OnnxCodec
+
+    Model = Codec | OnnxCodec
 
 #: Concealment: the output gain at the end of the k-th lost frame in a row is
 #: clip(1 - (k - 1) / PLC_FADE_FRAMES, 0, 1): the first lost frame plays at full gain, the next ones
@@ -74,13 +74,56 @@ _HALF = SEQUENCE_MODULUS // 2
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _eval(model: Codec) -> contextlib.AbstractContextManager[None]:
-    """Eval mode for the call (a model already in eval mode, as loaded, is left alone: switching
-    walks every module, twice per call)."""
-    return eval_mode(model) if model.training else contextlib.nullcontext()
+class _FrameEncoding(Protocol):
+    """What a stream encoder codes with (:class:`codec.runtime.stepper.NumpyFrameEncoder` on torch,
+    :class:`codec.runtime.onnx_stepper.OnnxFrameEncoder` on onnxruntime)."""
+
+    n_codebooks: int
+
+    def reset(self) -> None: ...
+
+    def encode(self, audio: np.ndarray) -> np.ndarray: ...
+
+    def finish(self) -> np.ndarray: ...
 
 
-def chain_latency(model: Codec, sample_rate: int) -> int:
+class _FrameDecoding(Protocol):
+    """What a stream decoder decodes with (the decoders beside the encoders above)."""
+
+    def reset(self) -> None: ...
+
+    def latent(self, codes: np.ndarray) -> np.ndarray: ...
+
+    def decode_latent(self, latent: np.ndarray) -> np.ndarray: ...
+
+    def finish(self) -> np.ndarray: ...
+
+
+def _on_onnx(model: Model) -> bool:
+    return getattr(model, "runtime", "torch") == "onnx"
+
+
+def _frame_encoder(model: Model, n_codebooks: int) -> _FrameEncoding:
+    if _on_onnx(model):
+        from .onnx_stepper import OnnxFrameEncoder
+
+        return OnnxFrameEncoder(model, n_codebooks)  # type: ignore[arg-type]
+    from .stepper import NumpyFrameEncoder
+
+    return NumpyFrameEncoder(model, n_codebooks)  # type: ignore[arg-type]
+
+
+def _frame_decoder(model: Model) -> _FrameDecoding:
+    if _on_onnx(model):
+        from .onnx_stepper import OnnxFrameDecoder
+
+        return OnnxFrameDecoder(model)  # type: ignore[arg-type]
+    from .stepper import NumpyFrameDecoder
+
+    return NumpyFrameDecoder(model)  # type: ignore[arg-type]
+
+
+def chain_latency(model: Model, sample_rate: int) -> int:
     """Algorithmic latency in samples at ``sample_rate`` of a :class:`StreamEncoder` feeding a
     :class:`StreamDecoder` (both at ``sample_rate``): the largest number of input samples, counted
     from input sample j on, that must go in before output sample j comes out (``docs/streaming.md``).
@@ -101,7 +144,7 @@ def chain_latency(model: Codec, sample_rate: int) -> int:
     return int((c - j).max())
 
 
-def _session_for(model: Codec, sample_rate: int, n_codebooks: int, gain: float) -> SessionHeader:
+def _session_for(model: Model, sample_rate: int, n_codebooks: int, gain: float) -> SessionHeader:
     config = model.config
     digest = getattr(model, "weights_hash", None)
     if not digest:
@@ -128,7 +171,8 @@ class StreamEncoder:
     """Audio chunks in, packets out (see the module docstring).
 
     Args:
-        model: a causal codec (``ModelConfig.causal``) loaded with :func:`codec.api.load_model`.
+        model: a causal codec (``ModelConfig.causal``) loaded with :func:`codec.api.load_model` (on the
+            torch runtime, or on onnx with the model's frame graphs: ``load_model(..., streaming=True)``).
         sample_rate: the input's rate in Hz, 8000..96000 (default: the model's).
         bitrate_kbps / n_codebooks: stages per frame, as for files (default: all).
         gain: linear gain applied before coding (stored in the session header and divided out by the
@@ -137,7 +181,7 @@ class StreamEncoder:
         frames_per_packet: frames per code packet, 1..255.
     """
 
-    def __init__(self, model: Codec, *, sample_rate: int | None = None, bitrate_kbps: float | None = None,
+    def __init__(self, model: Model, *, sample_rate: int | None = None, bitrate_kbps: float | None = None,
                  n_codebooks: int | None = None, gain: float = 1.0, frames_per_packet: int = 1) -> None:
         check_causal(model)
         config = model.config
@@ -156,7 +200,7 @@ class StreamEncoder:
         self.session_header = self.session.to_bytes()
         self.latency_samples = chain_latency(model, self.sample_rate)
         self._resampler = LowDelayResampler(self.sample_rate, config.sample_rate)
-        self._frames = FrameEncoder(model, self.n_codebooks)
+        self._frames = _frame_encoder(model, self.n_codebooks)
         self.reset()
 
     @property
@@ -211,12 +255,11 @@ class StreamEncoder:
         frames it completes (with ``keep``, at the end: the frames it still owes too, and the last
         1..frames_per_packet frames stay held, for the end packet)."""
         if self._pending.shape[0] or keep:
-            with _eval(self.model):
-                coded = self._frames.encode(torch.from_numpy(self._pending.copy())[None])
-                if keep:  # the end: the last frames, completed with silence
-                    coded = torch.cat([coded, self._frames.finish()], dim=-1)
+            coded = self._frames.encode(self._pending[None])
+            if keep:  # the end: the last frames, completed with silence
+                coded = np.concatenate([coded, self._frames.finish()], axis=-1)
             self._pending = self._pending[:0]
-            self._held.extend(coded[0].numpy().T)  # one [K] array per frame
+            self._held.extend(coded[0].T)  # one [K] array per frame
         packets = []
         while len(self._held) > (self.frames_per_packet if keep else self.frames_per_packet - 1):
             frames = self._held[: self.frames_per_packet]
@@ -250,7 +293,7 @@ class StreamDecoder:
             and the rest skipped (the output then runs that much shorter than the stream).
     """
 
-    def __init__(self, model: Codec, session: bytes | SessionHeader | None = None, *,
+    def __init__(self, model: Model, session: bytes | SessionHeader | None = None, *,
                  max_gap_frames: int = MAX_GAP_FRAMES) -> None:
         check_causal(model)
         config = model.config
@@ -266,7 +309,7 @@ class StreamDecoder:
         self.latency_samples = chain_latency(model, self.sample_rate)
         self._gain = np.float64(session.gains[0])
         self._resampler = LowDelayResampler(config.sample_rate, self.sample_rate)
-        self._frames = FrameDecoder(model)
+        self._frames = _frame_decoder(model)
         self.reset()
 
     @property
@@ -283,7 +326,7 @@ class StreamDecoder:
         self._resampler.reset()
         self._frames.reset()
         self._expected = 0  # the sequence number of the next frame
-        self._last_latent: torch.Tensor | None = None
+        self._last_latent: np.ndarray | None = None
         self._last_frames = 1  # frames per packet, as last seen (what feed(None) conceals)
         self._lost = 0  # frames lost in a row
         self._level = 1.0  # the output gain now (concealment fades it)
@@ -339,9 +382,8 @@ class StreamDecoder:
 
     # ---- internals ---------------------------------------------------------------------------
     def _decode(self, packet: CodePacket | EndPacket) -> np.ndarray:
-        with _eval(self.model):
-            latent = self._frames.latent(torch.from_numpy(packet.codes))
-            audio = self._frames.decode_latent(latent)[0].numpy()
+        latent = self._frames.latent(packet.codes)
+        audio = self._frames.decode_latent(latent)[0]
         self._last_latent = latent[..., -1:]
         self._last_frames = packet.frames
         self._expected = (self._expected + packet.frames) % SEQUENCE_MODULUS
@@ -357,14 +399,12 @@ class StreamDecoder:
         for _ in range(frames):
             self._lost += 1
             if self._last_latent is None:
-                latent = torch.zeros(1, self.model.config.latent_dim, 1,
-                                     device=next(self.model.parameters()).device)
+                latent = np.zeros((1, self.model.config.latent_dim, 1), dtype=np.float32)
                 target = 0.0
             else:
                 latent = self._last_latent
                 target = float(np.clip(1.0 - (self._lost - 1) / PLC_FADE_FRAMES, 0.0, 1.0))
-            with _eval(self.model):
-                audio = self._frames.decode_latent(latent)[0].numpy()
+            audio = self._frames.decode_latent(latent)[0]
             pieces.append(self._ramp(audio, self._level, target))
             self._level = target
             self.stats.frames_concealed += 1
@@ -384,8 +424,7 @@ class StreamDecoder:
                                  f"frames (up to sequence number {frames})")
 
     def _finish(self, pieces: list[np.ndarray]) -> np.ndarray:
-        with _eval(self.model):
-            pieces.append(self._frames.finish()[0].numpy())
+        pieces.append(self._frames.finish()[0])
         out = self._to_output(np.concatenate(pieces), last=True)
         self._closed = True
         return out
@@ -405,7 +444,7 @@ class StreamDecoder:
         return out
 
 
-def _check_session_model(session: SessionHeader, model: Codec) -> None:
+def _check_session_model(session: SessionHeader, model: Model) -> None:
     """BitstreamError unless ``model`` is the one the session was made with."""
     config = model.config
     digest = str(getattr(model, "weights_hash", "") or "")

@@ -6,6 +6,7 @@
   - ``auto``: onnx when the device is auto or cpu and the model has graphs, else torch. So the light
     install codes with every model that has graphs, and ``--device cuda`` runs torch on the GPU
     (``--device auto`` does not look for a GPU: that would import torch, seconds of the start-up).
+    For streaming (``streaming=True``) the graphs that count are a causal model's frame graphs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..extras import missing_torch_error, torch_available
-from .base import RUNTIMES, CodecRuntime, has_graphs
+from .base import RUNTIMES, CodecRuntime, has_frame_graphs, has_graphs
 from .device import device_kind
 
 if TYPE_CHECKING:
@@ -30,17 +31,19 @@ def check_runtime(runtime: Any) -> str:
     return runtime.strip().lower()
 
 
-def choose_runtime(path: Path, device: str, runtime: str) -> str:
+def choose_runtime(path: Path, device: str, runtime: str, streaming: bool = False) -> str:
     """``onnx`` or ``torch`` for the model file ``path`` (rules in the module docstring); UsageError
     for a combination that cannot run (onnx on cuda, onnx without graphs is a ModelError when the
     model loads), MissingExtrasError when torch is needed and not installed."""
     kind = device_kind(device)
     runtime = check_runtime(runtime)
     if runtime == "auto":
-        runtime = "onnx" if kind != "cuda" and has_graphs(path) else "torch"
+        graphs = has_frame_graphs(path) if streaming else has_graphs(path)
+        runtime = "onnx" if kind != "cuda" and graphs else "torch"
         if runtime == "torch" and not torch_available():
+            what = "ONNX frame graphs for streaming" if streaming else "ONNX graphs"
             why = (f"--device {device}" if kind == "cuda" else
-                   f"model {path.name} (it has no ONNX graphs: make them with diveq-codec export-onnx)")
+                   f"model {path.name} (it has no {what}: make them with diveq-codec export-onnx)")
             raise missing_torch_error(why)
     if runtime == "onnx" and kind == "cuda":
         raise UsageError(f"the onnx runtime runs on the CPU: use --runtime torch for --device {device}")
@@ -50,12 +53,12 @@ def choose_runtime(path: Path, device: str, runtime: str) -> str:
 
 
 def load_runtime_model(path: Path, device: str = "auto", runtime: str = "auto",
-                       threads: int | None = None) -> Codec | OnnxCodec:
+                       threads: int | None = None, streaming: bool = False) -> Codec | OnnxCodec:
     """The model file ``path`` ready to code: an :class:`~codec.runtime.onnx_runtime.OnnxCodec` for
     the onnx runtime, a :class:`~codec.models.model.Codec` in eval mode on ``device`` for torch."""
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise UsageError(f"threads must be a positive integer, got {threads!r}")
-    if choose_runtime(path, device, runtime) == "onnx":
+    if choose_runtime(path, device, runtime, streaming) == "onnx":
         from .onnx_runtime import OnnxCodec
 
         return OnnxCodec(path, threads)

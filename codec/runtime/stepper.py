@@ -12,6 +12,7 @@ not change it. The states have a fixed size: memory does not grow with the strea
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, cast
 
@@ -19,20 +20,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import AudioError, BitstreamError, ModelError
+from ..errors import AudioError, BitstreamError
+from .base import check_causal
 
 if TYPE_CHECKING:
     from ..models.causal_decoder import CausalVocosDecoder
     from ..models.causal_encoder import CausalSTFTEncoder
     from ..models.model import Codec
-
-
-def check_causal(model: Codec) -> None:
-    """ModelError unless ``model`` is a causal model (the only kind that codes frame by frame)."""
-    config = model.config
-    if not getattr(config, "causal", False):
-        raise ModelError(f"model {config.name!r} is an offline model, which codes whole signals: "
-                         "coding a stream needs a causal model (model.causal = true)")
 
 
 def _device(model: Codec) -> torch.device:
@@ -227,3 +221,68 @@ def decode_frames(model: Codec, chunks: Iterable[np.ndarray], n_frames: int,
         raise BitstreamError(f"stream ended early ({done} of {n_frames} frames)")
     if decoder is not None:
         yield decoder.finish().numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# numpy in and out: what codec.runtime.realtime streams through (the interface of codec.runtime.onnx_stepper)
+
+
+def _eval(model: Codec) -> contextlib.AbstractContextManager[None]:
+    """Eval mode for the call (a model already in eval mode, as loaded, is left alone: switching
+    walks every module, twice per call)."""
+    from .torch_runtime import eval_mode
+
+    return eval_mode(model) if model.training else contextlib.nullcontext()
+
+
+class NumpyFrameEncoder:
+    """:class:`FrameEncoder` of one stream with numpy arrays: audio ``[1, t]`` float32 -> codes ``[1, n,
+    k]`` int64 (as :class:`codec.runtime.onnx_stepper.OnnxFrameEncoder`)."""
+
+    def __init__(self, model: Codec, n_codebooks: int) -> None:
+        self.model = model
+        self._frames = FrameEncoder(model, n_codebooks)
+
+    @property
+    def n_codebooks(self) -> int:
+        return self._frames.n_codebooks
+
+    @n_codebooks.setter
+    def n_codebooks(self, value: int) -> None:
+        self._frames.n_codebooks = value
+
+    def reset(self) -> None:
+        self._frames.reset()
+
+    def encode(self, audio: np.ndarray) -> np.ndarray:
+        with _eval(self.model):
+            return self._frames.encode(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))).numpy()
+
+    def finish(self) -> np.ndarray:
+        with _eval(self.model):
+            return self._frames.finish().numpy()
+
+
+class NumpyFrameDecoder:
+    """:class:`FrameDecoder` of one stream with numpy arrays: codes ``[1, n, k]`` -> latent ``[1, D, k]``
+    -> audio ``[1, k * hop_length]`` float32 (as :class:`codec.runtime.onnx_stepper.OnnxFrameDecoder`)."""
+
+    def __init__(self, model: Codec) -> None:
+        self.model = model
+        self._frames = FrameDecoder(model)
+
+    def reset(self) -> None:
+        self._frames.reset()
+
+    def latent(self, codes: np.ndarray) -> np.ndarray:
+        with _eval(self.model):
+            return self._frames.latent(torch.from_numpy(np.ascontiguousarray(codes))).float().cpu().numpy()
+
+    def decode_latent(self, latent: np.ndarray) -> np.ndarray:
+        with _eval(self.model):
+            x = torch.from_numpy(np.ascontiguousarray(latent, dtype=np.float32)).to(_device(self.model))
+            return self._frames.decode_latent(x).numpy()
+
+    def finish(self) -> np.ndarray:
+        with _eval(self.model):
+            return self._frames.finish().numpy()

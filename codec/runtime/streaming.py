@@ -206,13 +206,21 @@ class _Sliding:
             pass
 
 
+def _frame_by_frame(model: CodecRuntime) -> bool:
+    """Whether ``model`` codes files frame by frame: a causal model on the torch runtime (the onnx
+    runtime's graphs code whole windows)."""
+    return bool(getattr(model.config, "causal", False)) and getattr(model, "runtime", "torch") == "torch"
+
+
 def encode_windows(model: CodecRuntime, blocks: Iterable[np.ndarray], n_samples: int, n_codebooks: int,
                    window: int, context: int, progress: Progress | None) -> Iterator[np.ndarray]:
     """Model-rate audio blocks ``[C, t]`` (``n_samples`` in all) -> codes ``[C, K, w]`` per window
     (w = ``window`` except the last), each window encoded with ``context`` frames on both sides. A
-    causal model (torch runtime) codes the whole signal frame by frame instead (no context needed:
-    :func:`codec.runtime.stepper.encode_frames`), so its codes are a live stream's."""
-    if getattr(model.config, "causal", False):
+    causal model on the torch runtime codes the whole signal frame by frame instead (no context
+    needed: :func:`codec.runtime.stepper.encode_frames`), so its codes are a live stream's; on the
+    onnx runtime it codes windows like any model (the same codes up to float rounding on near-ties,
+    as between the runtimes for every model)."""
+    if _frame_by_frame(model):
         from .stepper import encode_frames
 
         torch_model: Any = getattr(model, "model", model)  # the Codec inside a TorchRuntime
@@ -246,8 +254,9 @@ def decode_windows(model: CodecRuntime, chunks: Iterable[np.ndarray], n_frames: 
                    context: int, progress: Progress | None) -> Iterator[np.ndarray]:
     """Codes ``[C, K, t]`` in chunks (``n_frames`` in all) -> model-rate audio ``[C, t * hop]`` per
     window, each window decoded with ``context`` frames on both sides and trimmed to its centre. A
-    causal model (torch runtime) decodes frame by frame instead (:func:`codec.runtime.stepper.decode_frames`)."""
-    if getattr(model.config, "causal", False):
+    causal model on the torch runtime decodes frame by frame instead
+    (:func:`codec.runtime.stepper.decode_frames`)."""
+    if _frame_by_frame(model):
         from .stepper import decode_frames
 
         torch_model: Any = getattr(model, "model", model)  # the Codec inside a TorchRuntime
