@@ -12,7 +12,7 @@
 #    tests/test_onnx_runtime.py checks that the shipped graphs belong to the shipped weights.
 # 3. tests/data/model_quality.json gets the new model's scores on the pinned clips (scripts/pin_quality.py);
 #    tests/test_default_model.py fails if they are worse than an earlier model's at 6 kbps.
-# 4. docs/listen-example (+ .png), docs/quality/training.{csv,png}, docs/eval (the 24-file real-speech
+# 4. docs/listen-example (+ .png), docs/quality/training.{csv,png} (HISTORY_RUNS / HISTORY_PRIOR below), docs/eval (the 24-file real-speech
 #    eval set against Opus and Codec2) and the speed benchmark are remade; their numbers go to the README
 #    by hand (the script prints them).
 # Needs data/eval_valid (scripts/make_eval_set.py). Took 5 minutes on one free core (the other training).
@@ -53,7 +53,12 @@ $py scripts/make_listen_example.py > "$log.listen" 2>&1 || { cat "$log.listen"; 
 tail -5 "$log.listen"
 
 echo "== training history"
-$py scripts/training_history.py "$run" --recipe "$recipe" --out docs/quality | tee "$log.history"
+# A run that continues others (a continuation, a cool-down fork): HISTORY_RUNS lists the chain and
+# HISTORY_PRIOR the history before it (scripts/training_history.py), e.g.
+#   HISTORY_PRIOR=/tmp/prior.csv HISTORY_RUNS="$HOME/diveq-runs/long $HOME/diveq-runs/cooldown3@19000"
+read -r -a history_runs <<< "${HISTORY_RUNS:-$run}"
+$py scripts/training_history.py "${history_runs[@]}" ${HISTORY_PRIOR:+--prior "$HISTORY_PRIOR"} \
+    --recipe "$recipe" --out docs/quality | tee "$log.history"
 
 echo "== eval set against Opus and Codec2"
 $cli eval data/eval_valid --bitrate 1.5,3,6 --against opus,codec2 --out docs/eval --listen 0 --force \

@@ -3,6 +3,16 @@
     .venv/bin/python scripts/training_history.py ~/diveq-runs/speech16k-stft \
         --recipe recipes/speech16k-stft.toml --out docs/quality
 
+A history of several runs, each continuing the one before (a continuation from the shipped weights,
+a cool-down forked from one of its checkpoints), with the history so far as ``--prior``:
+
+    .venv/bin/python scripts/training_history.py ~/diveq-runs/long ~/diveq-runs/cooldown3@19000 \
+        --prior docs/quality/training.csv --recipe recipes/speech16k-stft.toml --out docs/quality
+
+The first run continues from the prior history's last row; ``RUN@K`` continues from step K of the run
+before it (that run's later validations are left out: the history follows the shipped model's line).
+Steps and CPU hours add up along the chain.
+
 Reads the run's validation records (``metrics.jsonl``; ``cpu_s`` = CPU seconds of its training steps),
 scores the references on the *same* validation clips the run is scored on (Opus 6 kbps, Codec2 3.2 kbps
 and a baseline model, by default the previous built-in one, at 1.5 / 3 / 6 kbps; cached in
@@ -80,9 +90,46 @@ def projection(records: list[dict[str, float]], target: float) -> tuple[float, f
     return slope, math.exp((target - intercept) / slope), [int(r["step"]) for r in tail]
 
 
+def read_history(path: Path) -> list[dict[str, float]]:
+    """The rows of a training.csv this script wrote, as validation records (``cpu_s`` in seconds)."""
+    records = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            record: dict[str, float] = {"step": int(row["step"]), "cpu_s": float(row["cpu_hours"]) * 3600}
+            for n, kbps in KBPS.items():
+                for m in METRICS:
+                    record[f"{m}@{n}"] = float(row[f"{m}@{kbps:g}kbps"])
+            records.append(record)
+    return records
+
+
+def chain(runs: list[str], prior: Path | None) -> list[dict[str, float]]:
+    """The validations of ``runs`` (``PATH`` or ``PATH@K``) after ``prior``'s, steps and CPU time
+    offset so that each run starts where it continued from (ValueError for a run without
+    validations or a fork step that has none)."""
+    history = read_history(prior) if prior is not None else []
+    step0, cpu0 = (history[-1]["step"], history[-1]["cpu_s"]) if history else (0, 0.0)
+    previous: list[dict[str, float]] = []
+    for spec in runs:
+        path, _, fork = spec.partition("@")
+        if fork:
+            base = [r for r in previous if r["step"] == step0 + int(fork)]
+            if not base:
+                raise ValueError(f"{spec}: the run before it has no validation at step {fork}")
+            step0, cpu0 = base[0]["step"], base[0]["cpu_s"]
+            history = [r for r in history if r["step"] <= step0]
+        records = read_validations(Path(path).expanduser())
+        if not records:
+            raise ValueError(f"no validation records in {Path(path) / 'metrics.jsonl'}")
+        previous = [{**r, "step": step0 + int(r["step"]), "cpu_s": cpu0 + float(r["cpu_s"])} for r in records]
+        history += previous
+    return history
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path)
+    parser.add_argument("run", nargs="+", help="run folders, in order; RUN@K forks from step K of the one before")
+    parser.add_argument("--prior", type=Path, help="the history so far (a training.csv of this script)")
     parser.add_argument("--recipe", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--baseline", type=Path, default=_ROOT / "codec" / "pretrained" / "speech16k-v1.safetensors",
@@ -90,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rescore", action="store_true", help="score the references again")
     args = parser.parse_args(argv)
 
-    records = read_validations(args.run)
-    if not records:
-        print(f"error: no validation records in {args.run / 'metrics.jsonl'}", file=sys.stderr)
+    try:
+        records = chain(args.run, args.prior)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "references.json"
