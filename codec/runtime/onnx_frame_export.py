@@ -72,13 +72,9 @@ class FrameLatentGraph(nn.Module):
         self.codec = codec
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        quantizer = self.codec.quantizer
-        assert isinstance(quantizer, ResidualQuantizer)
-        tables = quantizer.decode_tables()  # [K, size, D]
-        stages, size, dim = tables.shape
-        offsets = torch.arange(codes.shape[1], device=codes.device) * size
-        rows = tables.reshape(stages * size, dim)[codes + offsets[None, :, None]]  # [1, n, F, D]
-        return rows.sum(dim=1).transpose(1, 2)
+        from .onnx_export import table_latent
+
+        return table_latent(self.codec, codes)
 
 
 class FrameDecoderGraph(nn.Module):
