@@ -274,6 +274,15 @@ class ResidualQuantizer(nn.Module):
         return torch.stack([self._up(stage.decode(index), P)
                             for stage, P in zip(self._stages(), self._stage_projections(), strict=True)])
 
+    def decode_by_tables(self, codes: torch.Tensor) -> torch.Tensor:
+        """[B, n, F] int64 codes -> [B, D, F]: ``decode(codes)`` as one gather of the decode tables'
+        rows summed over stages, for any n (how the ONNX graphs decode)."""
+        tables = self.decode_tables()  # [K, size, D]
+        stages, size, dim = tables.shape
+        offsets = torch.arange(codes.shape[1], device=codes.device) * size  # [n]
+        rows = tables.reshape(stages * size, dim)[codes + offsets[None, :, None]]  # [B, n, F, D]
+        return rows.sum(dim=1).transpose(1, 2)
+
     # ---- statistics ---------------------------------------------------------------------------
     def usage_stats(self) -> list[StageUsage]:
         return [stage.usage(k) for k, stage in enumerate(self._stages())]

@@ -84,19 +84,9 @@ class DecoderGraph(nn.Module):
         self.codec = codec
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.codec.decoder(table_latent(self.codec, codes))
-
-
-def table_latent(codec: Codec, codes: torch.Tensor) -> torch.Tensor:
-    """codes ``[B, n, F]`` int64 -> the quantized latent ``[B, D, F]``: the sum of the n stages' rows
-    of the decode tables, one gather for any n (how the graphs decode)."""
-    quantizer = codec.quantizer
-    assert isinstance(quantizer, ResidualQuantizer)
-    tables = quantizer.decode_tables()  # [K, size, D]
-    stages, size, dim = tables.shape
-    offsets = torch.arange(codes.shape[1], device=codes.device) * size  # [n]
-    rows = tables.reshape(stages * size, dim)[codes + offsets[None, :, None]]  # [B, n, F, D]
-    return rows.sum(dim=1).transpose(1, 2)
+        quantizer = self.codec.quantizer
+        assert isinstance(quantizer, ResidualQuantizer)
+        return self.codec.decoder(quantizer.decode_by_tables(codes))
 
 
 @contextlib.contextmanager

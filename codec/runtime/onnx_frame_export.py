@@ -72,9 +72,9 @@ class FrameLatentGraph(nn.Module):
         self.codec = codec
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        from .onnx_export import table_latent
-
-        return table_latent(self.codec, codes)
+        quantizer = self.codec.quantizer
+        assert isinstance(quantizer, ResidualQuantizer)
+        return quantizer.decode_by_tables(codes)
 
 
 class FrameDecoderGraph(nn.Module):
