@@ -59,6 +59,9 @@ class DiVeQStage(CodebookStage):
         """[N] indices -> [N, d] codewords."""
         return self.codebook[idx]
 
+    def codewords(self) -> torch.Tensor:
+        return self.codebook
+
     def forward(self, z: torch.Tensor, active: torch.Tensor | None = None) -> StageOutput:
         """Quantize rows of z (training: DiVeQ; eval: plain nearest codeword).
 

@@ -270,8 +270,7 @@ class ResidualQuantizer(nn.Module):
         """[K, codebook_size, D]: row i of table k is what code i of stage k adds to the latent, so
         ``decode(codes)`` is the sum over stages k < n of ``tables[k, codes[:, k]]`` (how the ONNX
         decoder graph decodes any number of stages)."""
-        index = torch.arange(self.codebook_size, device=self._stages()[0].codebook.device)
-        return torch.stack([self._up(stage.decode(index), P)
+        return torch.stack([self._up(stage.codewords(), P)
                             for stage, P in zip(self._stages(), self._stage_projections(), strict=True)])
 
     def decode_by_tables(self, codes: torch.Tensor) -> torch.Tensor:

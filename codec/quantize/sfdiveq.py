@@ -61,6 +61,9 @@ class SFDiVeQStage(CodebookStage):
         """[N] codes -> [N, d] values."""
         return self.inference_codebook()[idx]
 
+    def codewords(self) -> torch.Tensor:
+        return self.inference_codebook()
+
     def forward(self, z: torch.Tensor, active: torch.Tensor | None = None) -> StageOutput:
         """Quantize rows of z: [N, d] (active: [N] bool or None).
 

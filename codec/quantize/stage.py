@@ -124,6 +124,12 @@ class CodebookStage(nn.Module):
         """Codes [N] -> the points they stand for [N, d] (subclasses)."""
         raise NotImplementedError
 
+    def codewords(self) -> torch.Tensor:
+        """[size, d]: the point every code stands for, ``decode`` of every index; subclasses whose
+        decode is a row lookup return the table itself (no index tensor, so an exported graph folds it
+        to a constant)."""
+        return self.decode(torch.arange(self.codebook_size, device=self.codebook.device))
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         filled = state_dict.get(prefix + "frames_filled")
