@@ -6,7 +6,8 @@
 #
 # 1. The current default keeps shipping as codec/pretrained/LEGACY_NAME.{safetensors,json}, so streams it
 #    made still decode (decode picks the built-in model by the weights hash a stream names); its ONNX
-#    graphs are remade for the new name (graphs point at their weights file by name).
+#    graphs are remade for the new name (graphs point at their weights file by name). LEGACY_NAME "-"
+#    drops it instead: only for a default that never reached users (committed, never landed on main).
 # 2. `diveq-codec export RUN_DIR --onnx` (its best validation checkpoint) becomes codec/pretrained/default.*
 #    (float16, ~10 MB, and the ONNX graphs of the light runtime, ~0.2 MB, reading default.safetensors);
 #    tests/test_onnx_runtime.py checks that the shipped graphs belong to the shipped weights.
@@ -30,16 +31,21 @@ log=$(mktemp -d)/ship   # mktemp -d made the folder
 
 [[ -d data/eval_valid ]] || { echo "data/eval_valid is missing: run scripts/make_eval_set.py" >&2; exit 2; }
 [[ -f $run/best.pt ]] || { echo "$run/best.pt not found" >&2; exit 2; }
-if [[ -e $pre/$legacy.safetensors ]]; then
+if [[ $legacy != - && -e $pre/$legacy.safetensors ]]; then
     echo "$pre/$legacy.safetensors exists: choose another legacy name" >&2
     exit 2
 fi
 
-echo "== keep the current default as $legacy"
-mv "$pre/default.safetensors" "$pre/$legacy.safetensors"
-mv "$pre/default.json" "$pre/$legacy.json"
-rm -f "$pre/default.encoder.onnx" "$pre/default.decoder.onnx"  # they read default.safetensors
-$cli export-onnx "$pre/$legacy.safetensors"
+if [[ $legacy == - ]]; then
+    echo "== drop the current default (never released)"
+    rm -f "$pre"/default.{safetensors,json,encoder.onnx,decoder.onnx}
+else
+    echo "== keep the current default as $legacy"
+    mv "$pre/default.safetensors" "$pre/$legacy.safetensors"
+    mv "$pre/default.json" "$pre/$legacy.json"
+    rm -f "$pre/default.encoder.onnx" "$pre/default.decoder.onnx"  # they read default.safetensors
+    $cli export-onnx "$pre/$legacy.safetensors"
+fi
 
 echo "== export"
 $cli export "$run" "$pre/default.safetensors" --dtype float16 --onnx
