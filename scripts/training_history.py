@@ -103,26 +103,41 @@ def read_history(path: Path) -> list[dict[str, float]]:
     return records
 
 
+def fork_cpu_s(run_dir: Path, step: int) -> float:
+    """CPU seconds of ``run_dir``'s training steps up to ``step`` (its last record at or before it: a
+    validation, or a training record when the fork is a checkpoint between validations)."""
+    cpu = None
+    with open(run_dir / "metrics.jsonl") as f:
+        for line in f:
+            record = json.loads(line)
+            if "cpu_s" in record and int(record["step"]) <= step:
+                cpu = float(record["cpu_s"])
+    if cpu is None:
+        raise ValueError(f"{run_dir}: no record at or before step {step}")
+    return cpu
+
+
 def chain(runs: list[str], prior: Path | None) -> list[dict[str, float]]:
     """The validations of ``runs`` (``PATH`` or ``PATH@K``) after ``prior``'s, steps and CPU time
-    offset so that each run starts where it continued from (ValueError for a run without
-    validations or a fork step that has none)."""
+    offset so that each run starts where it continued from; a fork leaves out the validations of the
+    run before it after step K (ValueError for a run without validations or records)."""
     history = read_history(prior) if prior is not None else []
     step0, cpu0 = (history[-1]["step"], history[-1]["cpu_s"]) if history else (0, 0.0)
-    previous: list[dict[str, float]] = []
+    previous_path: Path | None = None
+    previous_step0, previous_cpu0 = step0, cpu0
     for spec in runs:
         path, _, fork = spec.partition("@")
         if fork:
-            base = [r for r in previous if r["step"] == step0 + int(fork)]
-            if not base:
-                raise ValueError(f"{spec}: the run before it has no validation at step {fork}")
-            step0, cpu0 = base[0]["step"], base[0]["cpu_s"]
+            if previous_path is None:
+                raise ValueError(f"{spec}: a fork needs a run before it")
+            step0 = previous_step0 + int(fork)
+            cpu0 = previous_cpu0 + fork_cpu_s(previous_path, int(fork))
             history = [r for r in history if r["step"] <= step0]
         records = read_validations(Path(path).expanduser())
         if not records:
             raise ValueError(f"no validation records in {Path(path) / 'metrics.jsonl'}")
-        previous = [{**r, "step": step0 + int(r["step"]), "cpu_s": cpu0 + float(r["cpu_s"])} for r in records]
-        history += previous
+        history += [{**r, "step": step0 + int(r["step"]), "cpu_s": cpu0 + float(r["cpu_s"])} for r in records]
+        previous_path, previous_step0, previous_cpu0 = Path(path).expanduser(), step0, cpu0
     return history
 
 
