@@ -15,7 +15,6 @@ model whose head bias has the mean taken out (``--out``), to be scored with ``di
 from __future__ import annotations
 
 import argparse
-import csv
 import random
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from codec.data.corpus import read_manifest
 from codec.models.weights import load_model_file, save_model
 
 
@@ -51,8 +51,8 @@ def main() -> int:
 
     torch.set_num_threads(1)
     model = load_model_file(args.model).eval()
-    with open(args.corpus / "manifest.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r["split"] == "train" and float(r["duration"]) >= 2.0]
+    rows = [r for r in read_manifest(args.corpus / "manifest.csv")
+            if r["split"] == "train" and float(r["duration"]) >= 2.0]
     random.Random(0).shuffle(rows)
     per_clip, weights = [], []
     for row in rows[: args.clips]:
@@ -71,15 +71,16 @@ def main() -> int:
     clip_re, clip_im = means[:, :half], means[:, half:]
     # how alike the clips' offsets are: cosine of each clip's complex mean vector with the global one
     dot = (clip_re * re + clip_im * im).sum(1)
-    norms = torch.sqrt((clip_re**2 + clip_im**2).sum(1) * (re**2 + im**2).sum())
+    magnitude = torch.hypot(re, im)  # |mean C| per bin
+    norms = torch.sqrt((clip_re**2 + clip_im**2).sum(1) * magnitude.square().sum())
     cos = (dot / norms).numpy()
-    print(f"{len(per_clip)} training clips; offset |mean C| per bin: median {torch.sqrt(re**2 + im**2).median():.3f}, "
-          f"max {torch.sqrt(re**2 + im**2).max():.3f}; cosine of clip offsets with the mean: "
+    print(f"{len(per_clip)} training clips; offset |mean C| per bin: median {magnitude.median():.3f}, "
+          f"max {magnitude.max():.3f}; cosine of clip offsets with the mean: "
           f"median {np.median(cos):.3f}, 10th percentile {np.percentile(cos, 10):.3f}")
-    top = torch.argsort(torch.sqrt(re**2 + im**2), descending=True)[:10]
-    hz = model.sample_rate / (2 * (half - 1))
+    top = torch.argsort(magnitude, descending=True)[:10]
+    hz = model.sample_rate / model.decoder.head.n_fft
     print("largest offsets (bin, Hz, |mean C|):",
-          ", ".join(f"{int(k)} {float(k) * hz:.0f} {float(torch.sqrt(re[k]**2 + im[k]**2)):.3f}" for k in top))
+          ", ".join(f"{int(k)} {float(k) * hz:.0f} {float(magnitude[k]):.3f}" for k in top))
     if args.out is not None:
         with torch.no_grad():
             model.decoder.head.proj.bias -= args.scale * mean

@@ -16,23 +16,32 @@ import csv
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 KBPS = {3: 1.5, 6: 3.0, 12: 6.0}  # stages -> kbps of the screening models (10 bits x 50 frames/s)
 METRICS = ("pesq_wb", "stoi", "si_sdr", "mel_distance")
 
 
+def read_records(run_dir: Path) -> list[dict[str, Any]]:
+    """Every record of one run's ``metrics.jsonl``, in file order (none if it has no such file; a line
+    cut short by a kill is skipped)."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
 def read_validations(run_dir: Path) -> list[dict[str, float]]:
     """The validation records of one run, in step order (later records replace earlier ones of the
     same step, as a resumed run logs them again)."""
-    path = run_dir / "metrics.jsonl"
     by_step: dict[int, dict[str, float]] = {}
-    if not path.is_file():
-        return []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for record in read_records(run_dir):
         if record.get("kind") == "validation" and "cpu_s" in record:
             by_step[int(record["step"])] = record
     return [by_step[s] for s in sorted(by_step)]

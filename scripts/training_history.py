@@ -37,7 +37,7 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 # scripts/ is on sys.path when a script runs; KBPS: validation stages -> kbps (10 bits x 50 frames/s)
-from screen_report import KBPS, METRICS, read_validations  # noqa: E402
+from screen_report import KBPS, METRICS, read_records, read_validations  # noqa: E402
 
 
 def score_references(recipe_path: Path, baseline: Path) -> dict[str, dict[str, float]]:
@@ -106,15 +106,10 @@ def read_history(path: Path) -> list[dict[str, float]]:
 def fork_cpu_s(run_dir: Path, step: int) -> float:
     """CPU seconds of ``run_dir``'s training steps up to ``step`` (its last record at or before it: a
     validation, or a training record when the fork is a checkpoint between validations)."""
-    cpu = None
-    with open(run_dir / "metrics.jsonl") as f:
-        for line in f:
-            record = json.loads(line)
-            if "cpu_s" in record and int(record["step"]) <= step:
-                cpu = float(record["cpu_s"])
-    if cpu is None:
+    cpu = [float(r["cpu_s"]) for r in read_records(run_dir) if "cpu_s" in r and int(r["step"]) <= step]
+    if not cpu:
         raise ValueError(f"{run_dir}: no record at or before step {step}")
-    return cpu
+    return cpu[-1]
 
 
 def chain(runs: list[str], prior: Path | None) -> list[dict[str, float]]:
@@ -123,21 +118,20 @@ def chain(runs: list[str], prior: Path | None) -> list[dict[str, float]]:
     run before it after step K (ValueError for a run without validations or records)."""
     history = read_history(prior) if prior is not None else []
     step0, cpu0 = (history[-1]["step"], history[-1]["cpu_s"]) if history else (0, 0.0)
-    previous_path: Path | None = None
-    previous_step0, previous_cpu0 = step0, cpu0
+    previous: Path | None = None  # the run before this one, which started at (step0, cpu0)
     for spec in runs:
         path, _, fork = spec.partition("@")
+        run = Path(path).expanduser()
         if fork:
-            if previous_path is None:
+            if previous is None:
                 raise ValueError(f"{spec}: a fork needs a run before it")
-            step0 = previous_step0 + int(fork)
-            cpu0 = previous_cpu0 + fork_cpu_s(previous_path, int(fork))
+            step0, cpu0 = step0 + int(fork), cpu0 + fork_cpu_s(previous, int(fork))
             history = [r for r in history if r["step"] <= step0]
-        records = read_validations(Path(path).expanduser())
+        records = read_validations(run)
         if not records:
-            raise ValueError(f"no validation records in {Path(path) / 'metrics.jsonl'}")
+            raise ValueError(f"no validation records in {run / 'metrics.jsonl'}")
         history += [{**r, "step": step0 + int(r["step"]), "cpu_s": cpu0 + float(r["cpu_s"])} for r in records]
-        previous_path, previous_step0, previous_cpu0 = Path(path).expanduser(), step0, cpu0
+        previous = run
     return history
 
 
