@@ -64,7 +64,7 @@ def score_references(recipe_path: Path, baseline: Path) -> dict[str, dict[str, f
             rows.append(metrics.score(audio.astype(np.float64),
                                       anchor.run(audio, sr).audio.astype(np.float64), sr))
         refs[name] = {m: float(np.nanmean([r[m] for r in rows])) for m in METRICS}
-    scores = validate(load_model(baseline, device="cpu"), clips, recipe, torch.device("cpu"))
+    scores = validate(load_model(baseline, device="cpu", runtime="torch"), clips, recipe, torch.device("cpu"))
     for n, kbps in KBPS.items():
         refs[f"{baseline.stem} {kbps:g} kbps"] = {m: scores[f"{m}@{n}"] for m in METRICS}
     return refs
